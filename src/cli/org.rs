@@ -1,0 +1,87 @@
+//! `org create`.
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::app::{now, open_store};
+use crate::config::Settings;
+use crate::ids::{Audience, OrgId, Subject};
+use crate::principal::{
+    ClientSecret, Credential, CredentialKind, DEFAULT_ORG_MAX_TTL, MAX_TOKEN_TTL, OrgPolicy,
+    random_id,
+};
+
+/// `org` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum OrgCommand {
+    /// Create an org and print its client credentials (the secret is shown once)
+    Create {
+        /// Org id: 1-63 characters of a-z, 0-9 and '-'
+        org: String,
+        /// Audience tokens may carry; repeat for several [default: sts.amazonaws.com]
+        #[arg(long = "audience", value_name = "AUDIENCE")]
+        audiences: Vec<String>,
+        /// Longest token lifetime for this org, in seconds (at most 3600)
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ORG_MAX_TTL)]
+        max_ttl: u32,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(settings: Settings, cmd: OrgCommand) -> anyhow::Result<()> {
+    let OrgCommand::Create {
+        org,
+        audiences,
+        max_ttl,
+        json,
+    } = cmd;
+    let org = OrgId::parse(&org)?;
+    let audiences = if audiences.is_empty() {
+        vec![Audience::sts()]
+    } else {
+        audiences
+            .iter()
+            .map(|a| Audience::parse(a))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    anyhow::ensure!(
+        (1..=MAX_TOKEN_TTL).contains(&max_ttl),
+        "--max-ttl must be 1-{MAX_TOKEN_TTL} seconds"
+    );
+    anyhow::ensure!(audiences.len() <= 100, "at most 100 audiences");
+    let policy = OrgPolicy { audiences, max_ttl };
+    let store = open_store(&settings, false).await?;
+    let secret = ClientSecret::generate();
+    let credential = Credential {
+        id: random_id("cred_", 12),
+        kind: CredentialKind::Secret {
+            hash: secret.hash(),
+        },
+    };
+    store
+        .create_org(&org, &policy, &credential, now())
+        .await
+        .with_context(|| format!("cannot create org {org}"))?;
+    let client_id = Subject::Org(org.clone()).to_string();
+    let auds: Vec<&str> = policy.audiences.iter().map(Audience::as_str).collect();
+    if json {
+        super::print_json(&json!({
+            "org_id": org,
+            "client_id": client_id,
+            "client_secret": secret.expose(),
+            "audiences": auds,
+            "max_ttl": max_ttl,
+        }));
+    } else {
+        println!("Created org {org}.");
+        println!("client_id:     {client_id}");
+        println!("client_secret: {}", secret.expose());
+        println!("audiences:     {}", auds.join(", "));
+        println!("max token ttl: {max_ttl} s");
+        println!();
+        println!("The secret is shown only once and stored only as a hash: keep it now.");
+    }
+    Ok(())
+}

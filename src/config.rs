@@ -1,0 +1,426 @@
+//! Layered settings: flags, then `NOMOS_ISSUER_*` environment, then an optional
+//! TOML file (`--config`), then defaults. Validated once, at startup, with
+//! messages that name the setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keys::Alg;
+use crate::principal::MAX_TOKEN_TTL;
+use crate::store::Backend;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default database: an embedded SQLite file under `./data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/nomos-issuer.db";
+/// The default KEK file.
+pub const DEFAULT_KEK_FILE: &str = "keys/kek";
+
+/// An invalid setting: names it and says why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {why}")]
+pub struct ConfigError {
+    /// The setting (flag / environment / file key).
+    pub name: String,
+    /// What is wrong and how to fix it.
+    pub why: String,
+}
+
+fn invalid(name: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Settings given on the command line or in the environment. Every field is
+/// optional so that the file and the defaults can fill the gaps.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file (lowest precedence above the defaults)
+    #[arg(long, env = "NOMOS_ISSUER_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "NOMOS_ISSUER_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Issuer URL, the `iss` of every token; AWS requires https [default: http://<listen>]
+    #[arg(long, env = "NOMOS_ISSUER_ISSUER", global = true, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// postgres://… or sqlite:… [default: sqlite://data/nomos-issuer.db]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_DATABASE_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// File holding the base64 key-encryption key; NOMOS_ISSUER_KEK may hold it instead [default: keys/kek]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_KEK_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub kek_file: Option<PathBuf>,
+    /// Token signing algorithm: ES256 or RS256 [default: ES256]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_SIGNING_ALG",
+        global = true,
+        value_name = "ALG"
+    )]
+    pub signing_alg: Option<String>,
+    /// Default token lifetime in seconds, capped by each org's maximum [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_TOKEN_TTL",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub token_ttl: Option<u32>,
+    /// Cache-Control max-age of discovery and JWKS, in seconds [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_JWKS_MAX_AGE",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub jwks_max_age: Option<u32>,
+    /// Clock skew allowed on client assertions, in seconds [default: 30]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ASSERTION_SKEW",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub assertion_skew: Option<u32>,
+    /// Log format: text or json [default: text]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_LOG_FORMAT",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<String>,
+}
+
+/// The TOML file: the same settings, snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    issuer: Option<String>,
+    database_url: Option<String>,
+    kek_file: Option<PathBuf>,
+    signing_alg: Option<String>,
+    token_ttl: Option<u32>,
+    jwks_max_age: Option<u32>,
+    assertion_skew: Option<u32>,
+    log_format: Option<String>,
+    principal_cache_seconds: Option<u32>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Where the KEK comes from.
+#[derive(Clone)]
+pub enum KekSource {
+    /// A file of base64 text.
+    File(PathBuf),
+    /// `NOMOS_ISSUER_KEK`: the base64 itself.
+    Env(String),
+}
+
+impl fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KekSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            KekSource::Env(_) => f.write_str("Env(<hidden>)"),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Issuer URL, no trailing slash.
+    pub issuer: String,
+    /// The issuer was not configured: it follows the bound address (useful with port 0).
+    pub issuer_follows_listen: bool,
+    /// Database URL.
+    pub database_url: String,
+    /// Which store the URL names.
+    pub backend: Backend,
+    /// The KEK's source.
+    pub kek: KekSource,
+    /// Whether the KEK file was chosen explicitly (only the default may be generated).
+    pub kek_is_default: bool,
+    /// Signing algorithm.
+    pub signing_alg: Alg,
+    /// Default token lifetime, seconds.
+    pub token_ttl: u32,
+    /// JWKS and discovery `max-age`, seconds.
+    pub jwks_max_age: u32,
+    /// Client assertion clock skew, seconds.
+    pub assertion_skew: u32,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// How long principals stay cached.
+    pub principal_cache_ttl: Duration,
+    /// Largest token request body.
+    pub max_body_bytes: usize,
+    /// Warnings to log once logging is up (e.g. a non-https issuer).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Defaults only: what a bare `nomos-issuer serve` uses.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::resolve(&ConfigArgs::default(), None)
+    }
+
+    /// Layers flags/environment over the file over defaults and validates.
+    /// `kek_env` is the value of `NOMOS_ISSUER_KEK`, if set.
+    pub fn resolve(args: &ConfigArgs, kek_env: Option<String>) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let mut warnings = Vec::new();
+        let configured_issuer = pick(&args.issuer, &file.issuer);
+        let issuer_follows_listen = configured_issuer.is_none();
+        let issuer = configured_issuer.unwrap_or_else(|| format!("http://{listen}"));
+        check_issuer(&issuer, &mut warnings)?;
+        let database_url = pick(&args.database_url, &file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let backend = Backend::of_url(&database_url).ok_or_else(|| {
+            invalid(
+                "database_url",
+                "use postgres://… (production) or sqlite:… (embedded)",
+            )
+        })?;
+        let kek_file = pick(&args.kek_file, &file.kek_file);
+        let kek_is_default = kek_file.is_none();
+        let kek = match (kek_env.filter(|k| !k.trim().is_empty()), kek_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "NOMOS_ISSUER_KEK",
+                    "set either NOMOS_ISSUER_KEK or kek_file, not both",
+                ));
+            }
+            (Some(k), None) => KekSource::Env(k),
+            (None, Some(f)) => KekSource::File(f),
+            (None, None) => KekSource::File(PathBuf::from(DEFAULT_KEK_FILE)),
+        };
+        let alg_text = pick(&args.signing_alg, &file.signing_alg).unwrap_or_else(|| "ES256".into());
+        let signing_alg: Alg = alg_text.parse().map_err(|e| invalid("signing_alg", e))?;
+        let token_ttl = pick(&args.token_ttl, &file.token_ttl).unwrap_or(300);
+        if token_ttl == 0 || token_ttl > MAX_TOKEN_TTL {
+            return Err(invalid(
+                "token_ttl",
+                format!("{token_ttl} is outside 1-{MAX_TOKEN_TTL} seconds"),
+            ));
+        }
+        let jwks_max_age = pick(&args.jwks_max_age, &file.jwks_max_age).unwrap_or(300);
+        if jwks_max_age > 86_400 {
+            return Err(invalid("jwks_max_age", "at most 86400 seconds"));
+        }
+        let assertion_skew = pick(&args.assertion_skew, &file.assertion_skew).unwrap_or(30);
+        if assertion_skew > 300 {
+            return Err(invalid("assertion_skew", "at most 300 seconds"));
+        }
+        let log_format = match pick(&args.log_format, &file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format",
+                    format!("{other:?}: use text or json"),
+                ));
+            }
+        };
+        let cache = file.principal_cache_seconds.unwrap_or(30);
+        if cache == 0 || cache > 3600 {
+            return Err(invalid("principal_cache_seconds", "use 1-3600 seconds"));
+        }
+        let max_body_bytes = file.max_body_bytes.unwrap_or(16 * 1024);
+        if !(1024..=1024 * 1024).contains(&max_body_bytes) {
+            return Err(invalid("max_body_bytes", "use 1024-1048576 bytes"));
+        }
+        Ok(Settings {
+            listen,
+            issuer,
+            issuer_follows_listen,
+            database_url,
+            backend,
+            kek,
+            kek_is_default,
+            signing_alg,
+            token_ttl,
+            jwks_max_age,
+            assertion_skew,
+            log_format,
+            principal_cache_ttl: Duration::from_secs(cache.into()),
+            max_body_bytes,
+            warnings,
+        })
+    }
+}
+
+fn pick<T: Clone>(flag_or_env: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag_or_env.clone().or_else(|| file.clone())
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| invalid("config", format!("{}: {e}", path.display())))
+}
+
+/// AWS compares `iss` with the provider URL as a string: no trailing slash,
+/// no query or fragment, at most 255 characters, https.
+fn check_issuer(issuer: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    let url = url::Url::parse(issuer)
+        .map_err(|e| invalid("issuer", format!("{issuer:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid(
+            "issuer",
+            "the scheme must be https (or http for local work)",
+        ));
+    }
+    if issuer.ends_with('/') {
+        return Err(invalid(
+            "issuer",
+            "remove the trailing slash: AWS compares iss as a string",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || issuer.contains(['?', '#']) {
+        return Err(invalid("issuer", "an issuer URL has no query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("issuer", "an issuer URL has no user info"));
+    }
+    if issuer.len() > 255 {
+        return Err(invalid("issuer", "AWS accepts at most 255 characters"));
+    }
+    if url.scheme() != "https" {
+        warnings.push(format!(
+            "issuer {issuer} is not https: AWS will refuse it as an OIDC provider (fine for local work)"
+        ));
+    } else if url.port().is_some() {
+        warnings.push(format!("issuer {issuer} has a port: AWS expects none"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ConfigArgs {
+        ConfigArgs::default()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.issuer, "http://127.0.0.1:8080");
+        assert_eq!(s.backend, Backend::Sqlite);
+        assert_eq!(s.token_ttl, 300);
+        assert_eq!(s.signing_alg, Alg::ES256);
+        assert!(s.warnings[0].contains("AWS will refuse"));
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "token_ttl = 120\nsigning_alg = \"RS256\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.token_ttl = Some(60);
+        let s = Settings::resolve(&a, None).unwrap();
+        assert_eq!(s.token_ttl, 60);
+        assert_eq!(s.signing_alg, Alg::RS256);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        type Case = (fn(&mut ConfigArgs), &'static str);
+        let cases: Vec<Case> = vec![
+            (|a| a.listen = Some("nope".into()), "listen"),
+            (|a| a.issuer = Some("https://id.example/".into()), "issuer"),
+            (
+                |a| a.issuer = Some("https://id.example?x=1".into()),
+                "issuer",
+            ),
+            (|a| a.issuer = Some("ftp://id.example".into()), "issuer"),
+            (
+                |a| a.database_url = Some("mysql://x".into()),
+                "database_url",
+            ),
+            (|a| a.signing_alg = Some("PS256".into()), "signing_alg"),
+            (|a| a.token_ttl = Some(3601), "token_ttl"),
+            (|a| a.token_ttl = Some(0), "token_ttl"),
+            (|a| a.log_format = Some("xml".into()), "log_format"),
+        ];
+        for (set, name) in cases {
+            let mut a = args();
+            set(&mut a);
+            let e = Settings::resolve(&a, None).unwrap_err();
+            assert_eq!(e.name, name, "{e}");
+        }
+        let mut a = args();
+        a.kek_file = Some("k".into());
+        assert_eq!(
+            Settings::resolve(&a, Some("x".into())).unwrap_err().name,
+            "NOMOS_ISSUER_KEK"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "tokn_ttl = 1\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        assert!(
+            Settings::resolve(&a, None)
+                .unwrap_err()
+                .why
+                .contains("tokn_ttl")
+        );
+    }
+
+    #[test]
+    fn https_with_path_is_fine() {
+        let mut a = args();
+        a.issuer = Some("https://id.example.com/orgs/acme".into());
+        let s = Settings::resolve(&a, None).unwrap();
+        assert!(s.warnings.is_empty());
+        assert!(!format!("{:?}", KekSource::Env("c2VjcmV0".into())).contains("c2Vj"));
+    }
+}

@@ -1,0 +1,23 @@
+//! nomos-issuer: a standalone OpenID Connect issuer for machine identities.
+//!
+//! Module map (dependencies point inward: `http`, `store` and `cli` know the
+//! domain; the domain knows none of them):
+//! - [`ids`], [`principal`]: the domain's values.
+//! - [`keys`]: signing keys, KEK wrapping, JWKS.
+//! - [`oauth`]: client authentication, the grant, claims.
+//! - [`audit`]: the group-commit audit writer.
+//! - [`store`]: storage traits and the SQL implementation.
+//! - [`http`], [`server`]: the HTTP surface.
+//! - [`config`], [`app`], [`cli`]: settings, start-up and the command line.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod keys;
+pub mod oauth;
+pub mod principal;
+pub mod server;
+pub mod store;

@@ -1,0 +1,31 @@
+//! The `nomos-issuer` binary: parse the command line, run the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nomos_issuer::cli::{Cli, run};
+use nomos_issuer::config::ConfigError;
+use nomos_issuer::keys::kek::KekError;
+
+/// Exit codes: 1 any error, 2 invalid usage or configuration, 3 key-encryption key problems.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<KekError>()) {
+        3
+    } else if e.chain().any(|c| c.is::<ConfigError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

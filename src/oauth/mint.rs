@@ -1,0 +1,89 @@
+//! The claims of a token and minting itself: pure, no I/O.
+
+use serde::Serialize;
+
+use crate::audit::AuditRecord;
+use crate::ids::{Audience, Subject};
+use crate::keys::Signer;
+use crate::principal::random_id;
+
+/// The claims of every token (PRODUCT.md "Tokens"). Times are integer seconds.
+#[derive(Debug, Serialize)]
+pub struct Claims<'a> {
+    /// The issuer URL, byte-for-byte the discovery `issuer`.
+    pub iss: &'a str,
+    /// `org/<org>` or `org/<org>/agent/<agent>`.
+    pub sub: String,
+    /// One audience string.
+    pub aud: &'a str,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before (= `iat`).
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The org id.
+    pub org_id: &'a str,
+    /// The agent id, on agent tokens only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<&'a str>,
+}
+
+/// What to mint.
+#[derive(Debug, Clone, Copy)]
+pub struct MintRequest<'a> {
+    /// The subject.
+    pub subject: &'a Subject,
+    /// The audience (already checked against the org's list).
+    pub audience: &'a Audience,
+    /// Lifetime in seconds (already capped).
+    pub ttl: u32,
+    /// How the client authenticated, for the audit.
+    pub auth_method: &'static str,
+}
+
+/// A minted token and its audit record.
+#[derive(Debug)]
+pub struct Minted {
+    /// The compact JWS.
+    pub token: String,
+    /// Lifetime in seconds.
+    pub expires_in: u32,
+    /// The row to commit before the token is handed out.
+    pub record: AuditRecord,
+}
+
+/// Signs a token for `req` at `now`.
+pub fn mint(signer: &Signer, issuer: &str, req: MintRequest<'_>, now: i64) -> Minted {
+    let subject = req.subject.to_string();
+    let claims = Claims {
+        iss: issuer,
+        sub: subject.clone(),
+        aud: req.audience.as_str(),
+        iat: now,
+        nbf: now,
+        exp: now + i64::from(req.ttl),
+        jti: random_id("", 16),
+        org_id: req.subject.org().as_str(),
+        agent_id: req.subject.agent().map(|a| a.as_str()),
+    };
+    let body = serde_json::to_vec(&claims).expect("claims serialise");
+    let token = signer.sign(&body);
+    Minted {
+        token,
+        expires_in: req.ttl,
+        record: AuditRecord {
+            jti: claims.jti,
+            subject,
+            org_id: claims.org_id.to_owned(),
+            agent_id: claims.agent_id.map(str::to_owned),
+            audience: claims.aud.to_owned(),
+            kid: signer.kid().to_owned(),
+            iat: claims.iat,
+            exp: claims.exp,
+            auth_method: req.auth_method.to_owned(),
+        },
+    }
+}

@@ -1,0 +1,173 @@
+//! Orgs, agents and their credentials, as the token endpoint sees them.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+use crate::ids::{Audience, Subject};
+use crate::keys::PublicJwk;
+
+/// The hard cap on any token lifetime, in seconds.
+pub const MAX_TOKEN_TTL: u32 = 3600;
+
+/// The per-org lifetime maximum given to a new org unless the operator says otherwise.
+pub const DEFAULT_ORG_MAX_TTL: u32 = 900;
+
+/// The prefix of every client secret, so that secret scanners and humans recognise one.
+pub const SECRET_PREFIX: &str = "nomos_cs_";
+
+/// What an org allows its tokens to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgPolicy {
+    /// Audiences tokens may be minted for; the first is the default.
+    pub audiences: Vec<Audience>,
+    /// Longest lifetime of a token of this org, in seconds (at most [`MAX_TOKEN_TTL`]).
+    pub max_ttl: u32,
+}
+
+impl Default for OrgPolicy {
+    fn default() -> Self {
+        OrgPolicy {
+            audiences: vec![Audience::sts()],
+            max_ttl: DEFAULT_ORG_MAX_TTL,
+        }
+    }
+}
+
+/// How a credential proves possession.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A client secret, known only by its SHA-256.
+    Secret {
+        /// SHA-256 of the whole secret string.
+        hash: [u8; 32],
+    },
+    /// Public keys for `private_key_jwt` client assertions.
+    PublicKeys(Vec<PublicJwk>),
+}
+
+/// One active credential of an org or agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Opaque credential id (not secret).
+    pub id: String,
+    /// What it is.
+    pub kind: CredentialKind,
+}
+
+/// Everything the token endpoint needs about a client: its policy and credentials.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The subject, also the OAuth `client_id`.
+    pub subject: Subject,
+    /// The policy of its org.
+    pub policy: OrgPolicy,
+    /// Its active credentials.
+    pub credentials: Vec<Credential>,
+}
+
+impl Principal {
+    /// Whether `secret` matches one of the active secrets. Compares in constant time
+    /// and checks every secret, so timing reveals neither which matched nor how many exist.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        let presented = hash_secret(secret);
+        let mut matched = subtle::Choice::from(0);
+        for c in &self.credentials {
+            if let CredentialKind::Secret { hash } = &c.kind {
+                matched |= hash.ct_eq(&presented);
+            }
+        }
+        matched.into()
+    }
+
+    /// All registered public keys.
+    pub fn public_keys(&self) -> impl Iterator<Item = &PublicJwk> {
+        self.credentials.iter().flat_map(|c| match &c.kind {
+            CredentialKind::PublicKeys(keys) => keys.as_slice(),
+            CredentialKind::Secret { .. } => &[],
+        })
+    }
+}
+
+/// A client secret in clear, as shown once at creation. `Debug` and `Display` hide it.
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Generates a secret: the prefix plus 256 random bits, base64url.
+    pub fn generate() -> Self {
+        let mut raw = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut raw)
+            .expect("system randomness is available");
+        ClientSecret(format!("{SECRET_PREFIX}{}", B64.encode(raw)))
+    }
+
+    /// The secret itself, for printing it once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash stored in place of the secret.
+    pub fn hash(&self) -> [u8; 32] {
+        hash_secret(&self.0)
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<hidden>)")
+    }
+}
+
+/// SHA-256 of a secret. Secrets carry 256 random bits, so a fast hash is enough.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// A random opaque id with a prefix, e.g. for credentials and token `jti`s.
+pub fn random_id(prefix: &str, bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .expect("system randomness is available");
+    format!("{prefix}{}", B64.encode(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Subject;
+
+    #[test]
+    fn secrets_are_prefixed_long_and_hidden() {
+        let s = ClientSecret::generate();
+        assert!(s.expose().starts_with(SECRET_PREFIX));
+        assert_eq!(s.expose().len(), SECRET_PREFIX.len() + 43);
+        assert!(!format!("{s:?}").contains(&s.expose()[SECRET_PREFIX.len()..]));
+        assert_ne!(s.expose(), ClientSecret::generate().expose());
+    }
+
+    #[test]
+    fn any_of_two_active_secrets_matches() {
+        let (a, b) = (ClientSecret::generate(), ClientSecret::generate());
+        let p = Principal {
+            subject: Subject::parse("org/acme").unwrap(),
+            policy: OrgPolicy::default(),
+            credentials: [&a, &b]
+                .iter()
+                .map(|s| Credential {
+                    id: random_id("cred_", 9),
+                    kind: CredentialKind::Secret { hash: s.hash() },
+                })
+                .collect(),
+        };
+        assert!(p.secret_matches(a.expose()));
+        assert!(p.secret_matches(b.expose()));
+        assert!(!p.secret_matches(ClientSecret::generate().expose()));
+        assert!(!p.secret_matches(""));
+    }
+}

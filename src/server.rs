@@ -1,0 +1,86 @@
+//! A running issuer: bound listener, shared state, graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{App, now};
+use crate::config::Settings;
+use crate::store::ReplayGuard;
+
+/// A started server.
+pub struct Server {
+    /// The bound address (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub app: Arc<App>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    audit_task: JoinHandle<()>,
+    purge_task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `settings.listen`, builds the state and starts serving. When the
+    /// issuer URL was not configured it follows the bound address.
+    pub async fn start(mut settings: Settings, migrate: bool) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        if settings.issuer_follows_listen {
+            settings.issuer = format!("http://{addr}");
+        }
+        let (app, audit_task) = App::build(settings, migrate).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::http::serve(app.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        let purge_task = tokio::spawn(purge_assertion_ids(app.store.clone()));
+        Ok(Server {
+            addr,
+            app,
+            stop,
+            task,
+            audit_task,
+            purge_task,
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests, then flushes the audit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Server {
+            app,
+            stop,
+            task,
+            audit_task,
+            purge_task,
+            ..
+        } = self;
+        let _ = stop.send(());
+        let served = task.await.context("server task failed")?;
+        purge_task.abort();
+        // The last handle to the audit writer goes with the state; the writer then
+        // drains its queue and ends.
+        drop(app);
+        audit_task.await.context("audit writer failed")?;
+        served.context("server error")
+    }
+}
+
+async fn purge_assertion_ids(store: Arc<dyn crate::store::Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match ReplayGuard::purge_assertion_jtis(store.as_ref(), now()).await {
+            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired client assertion ids purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired client assertion ids"),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Storage behind small traits, and one SQL implementation for both backends.
+//!
+//! Postgres is the production store (several replicas share it); SQLite is the
+//! embedded single-node default. Both run the same queries through sqlx's `Any`
+//! driver and the same conformance suite (`tests/store_conformance.rs`).
+
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use sql::SqlStore;
+
+use crate::audit::AuditRecord;
+use crate::ids::{AgentId, OrgId, Subject};
+use crate::keys::{Alg, PublicJwk, StoredKey, WrappedKey};
+use crate::principal::{Credential, OrgPolicy, Principal};
+
+/// A storage failure. Messages name the object, never secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A referenced object does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// A row holds something this version cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database could not be reached or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A signing key to insert: public JWK and wrapped private key.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Algorithm.
+    pub alg: Alg,
+    /// The public JWK (its `kid` is the primary key).
+    pub public_jwk: PublicJwk,
+    /// The wrapped private key.
+    pub private_key: WrappedKey,
+}
+
+/// Signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every key, in creation order.
+    async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Under a lock, inserts `current` if `alg` has no current key and `next` if it
+    /// has no next key. Returns the kids inserted. Replicas racing at first start
+    /// thus agree on one key set.
+    async fn ensure_keys(
+        &self,
+        current: &NewKey,
+        next: &NewKey,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Orgs, agents and credentials.
+#[async_trait]
+pub trait PrincipalStore: Send + Sync {
+    /// Creates an org with its first credential, atomically.
+    async fn create_org(
+        &self,
+        org: &OrgId,
+        policy: &OrgPolicy,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Creates an agent of an existing org with its first credential, atomically.
+    async fn create_agent(
+        &self,
+        org: &OrgId,
+        agent: &AgentId,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The principal behind a subject with its active credentials, if it exists.
+    async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError>;
+}
+
+/// The audit log of issued tokens.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Records a batch of issued tokens in one transaction.
+    async fn record_tokens(&self, batch: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// One audit record by `jti`.
+    async fn token(&self, jti: &str) -> Result<Option<AuditRecord>, StoreError>;
+
+    /// How many tokens have been recorded.
+    async fn count_tokens(&self) -> Result<i64, StoreError>;
+}
+
+/// Replay defence for client assertions.
+#[async_trait]
+pub trait ReplayGuard: Send + Sync {
+    /// Records an assertion `jti` for a client; `false` if it was seen before.
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets assertion ids whose assertions expired before `now`.
+    async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// A complete store.
+#[async_trait]
+pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Whether the schema is missing migrations (the database is reachable).
+    async fn pending_migrations(&self) -> Result<usize, StoreError>;
+
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Postgres: the production store.
+    Postgres,
+    /// SQLite: the embedded single-file default.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a database URL names, if any.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens the store a URL names.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqlStore::connect(url).await?))
+}

@@ -1,0 +1,561 @@
+//! The SQL store: one implementation for Postgres and SQLite over sqlx's `Any` driver.
+//!
+//! Every query is written once, with `$n` placeholders that both backends accept.
+//! The only per-backend differences are the migration files and how a write
+//! transaction takes its lock.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use super::{AuditLog, Backend, KeyStore, NewKey, PrincipalStore, ReplayGuard, Store, StoreError};
+use crate::audit::AuditRecord;
+use crate::ids::{AgentId, Audience, OrgId, Subject};
+use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
+use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
+
+/// A store on Postgres or SQLite.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn migrator(backend: Backend) -> Migrator {
+    let init = match backend {
+        Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            Cow::Borrowed(init),
+            false,
+        )]),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+impl SqlStore {
+    /// Connects to `postgres://…` or `sqlite:…`. A SQLite file and its directory
+    /// are created when missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            StoreError::Database(sqlx::Error::Configuration(
+                "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+            ))
+        })?;
+        let pool = match backend {
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?
+            }
+            Backend::Sqlite => {
+                let path = url
+                    .trim_start_matches("sqlite:")
+                    .trim_start_matches("//")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default();
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            StoreError::Database(sqlx::Error::Configuration(
+                                format!("cannot create directory {}: {e}", dir.display()).into(),
+                            ))
+                        })?;
+                    }
+                }
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; FULL makes each
+                            // commit durable before a token leaves.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+        };
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// Begins a write transaction that serialises with other writers of signing keys.
+    async fn begin_locked(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
+    let kid: String = row.try_get("kid")?;
+    let alg = Alg::from_str(&row.try_get::<String, _>("alg")?).map_err(corrupt)?;
+    let state = KeyState::from_str(&row.try_get::<String, _>("state")?).map_err(corrupt)?;
+    let jwk_text: String = row.try_get("public_jwk")?;
+    let public_jwk = serde_json::from_str(&jwk_text)
+        .ok()
+        .and_then(|v| PublicJwk::parse(&v).ok())
+        .filter(|j| j.kid == kid)
+        .ok_or_else(|| corrupt(format!("signing key {kid}: unreadable public JWK")))?;
+    let private_key = row
+        .try_get::<Option<Vec<u8>>, _>("private_key")?
+        .map(|bytes| -> Result<WrappedKey, StoreError> {
+            Ok(WrappedKey {
+                kek_id: row.try_get("kek_id")?,
+                bytes,
+            })
+        })
+        .transpose()?;
+    Ok(StoredKey {
+        kid,
+        alg,
+        state,
+        public_jwk,
+        private_key,
+        created_at: row.try_get("created_at")?,
+        activated_at: row.try_get("activated_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
+    let id: String = row.try_get("id")?;
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "secret" => {
+            let hash: Vec<u8> = row.try_get("secret_hash")?;
+            let hash = hash
+                .try_into()
+                .map_err(|_| corrupt(format!("credential {id}: bad secret hash")))?;
+            CredentialKind::Secret { hash }
+        }
+        "public_key" => {
+            let text: String = row.try_get("public_jwks")?;
+            let keys = serde_json::from_str::<Vec<serde_json::Value>>(&text)
+                .ok()
+                .and_then(|vs| vs.iter().map(|v| PublicJwk::parse(v).ok()).collect())
+                .ok_or_else(|| corrupt(format!("credential {id}: unreadable public keys")))?;
+            CredentialKind::PublicKeys(keys)
+        }
+        other => return Err(corrupt(format!("credential {id}: unknown kind {other}"))),
+    };
+    Ok(Credential { id, kind })
+}
+
+async fn insert_key(
+    tx: &mut Transaction<'static, Any>,
+    key: &NewKey,
+    state: KeyState,
+    now: i64,
+) -> Result<(), StoreError> {
+    let activated = (state == KeyState::Current).then_some(now);
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key, kek_id, created_at, activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&key.public_jwk.kid)
+    .bind(key.alg.as_str())
+    .bind(state.as_str())
+    .bind(key.public_jwk.to_json().to_string())
+    .bind(&key.private_key.bytes)
+    .bind(&key.private_key.kek_id)
+    .bind(now)
+    .bind(activated)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_credential(
+    tx: &mut Transaction<'static, Any>,
+    subject: &Subject,
+    credential: &Credential,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (kind, hash, jwks) = match &credential.kind {
+        CredentialKind::Secret { hash } => ("secret", Some(hash.to_vec()), None),
+        CredentialKind::PublicKeys(keys) => {
+            let json: Vec<_> = keys.iter().map(PublicJwk::to_json).collect();
+            (
+                "public_key",
+                None,
+                Some(serde_json::Value::from(json).to_string()),
+            )
+        }
+    };
+    sqlx::query(
+        "INSERT INTO client_credentials (id, subject, kind, secret_hash, public_jwks, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&credential.id)
+    .bind(subject.to_string())
+    .bind(kind)
+    .bind(hash)
+    .bind(jwks)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, state, public_jwk, private_key, kek_id, created_at, activated_at, retired_at
+             FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn ensure_keys(
+        &self,
+        current: &NewKey,
+        next: &NewKey,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let alg = current.alg.as_str();
+        let mut tx = self.begin_locked().await?;
+        let states: Vec<String> = sqlx::query_scalar(
+            "SELECT state FROM signing_keys WHERE alg = $1 AND state IN ('current', 'next')",
+        )
+        .bind(alg)
+        .fetch_all(&mut *tx)
+        .await?;
+        let has = |s: &str| states.iter().any(|x| x == s);
+        let mut changed = Vec::new();
+        if !has("current") {
+            if has("next") {
+                // A published next key exists: it takes over rather than a key
+                // that no verifier has seen yet.
+                let kid: String = sqlx::query_scalar(
+                    "UPDATE signing_keys SET state = 'current', activated_at = $1
+                     WHERE kid = (SELECT kid FROM signing_keys WHERE alg = $2 AND state = 'next'
+                                  ORDER BY created_at, kid LIMIT 1)
+                     RETURNING kid",
+                )
+                .bind(now)
+                .bind(alg)
+                .fetch_one(&mut *tx)
+                .await?;
+                changed.push(kid);
+                insert_key(&mut tx, next, KeyState::Next, now).await?;
+                changed.push(next.public_jwk.kid.clone());
+            } else {
+                insert_key(&mut tx, current, KeyState::Current, now).await?;
+                changed.push(current.public_jwk.kid.clone());
+                insert_key(&mut tx, next, KeyState::Next, now).await?;
+                changed.push(next.public_jwk.kid.clone());
+            }
+        } else if !has("next") {
+            insert_key(&mut tx, next, KeyState::Next, now).await?;
+            changed.push(next.public_jwk.kid.clone());
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
+#[async_trait]
+impl PrincipalStore for SqlStore {
+    async fn create_org(
+        &self,
+        org: &OrgId,
+        policy: &OrgPolicy,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
+            .bind(org.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("org {org}")));
+        }
+        let audiences: Vec<&str> = policy.audiences.iter().map(Audience::as_str).collect();
+        sqlx::query(
+            "INSERT INTO orgs (id, audiences, max_ttl_seconds, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.as_str())
+        .bind(serde_json::to_string(&audiences).expect("strings serialise"))
+        .bind(i64::from(policy.max_ttl))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("org {org}")))?;
+        insert_credential(&mut tx, &Subject::Org(org.clone()), credential, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_agent(
+        &self,
+        org: &OrgId,
+        agent: &AgentId,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
+            .bind(org.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if org_exists.is_none() {
+            return Err(StoreError::NotFound(format!("org {org}")));
+        }
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE org_id = $1 AND id = $2")
+                .bind(org.as_str())
+                .bind(agent.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("agent {agent} of org {org}")));
+        }
+        sqlx::query("INSERT INTO agents (org_id, id, created_at) VALUES ($1, $2, $3)")
+            .bind(org.as_str())
+            .bind(agent.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or(e, || format!("agent {agent} of org {org}")))?;
+        let subject = Subject::Agent(org.clone(), agent.clone());
+        insert_credential(&mut tx, &subject, credential, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError> {
+        let org = subject.org();
+        let Some(row) = sqlx::query("SELECT audiences, max_ttl_seconds FROM orgs WHERE id = $1")
+            .bind(org.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let audiences: Vec<Audience> =
+            serde_json::from_str(&row.try_get::<String, _>("audiences")?)
+                .map_err(|_| corrupt(format!("org {org}: unreadable audiences")))?;
+        let max_ttl: i64 = row.try_get("max_ttl_seconds")?;
+        let policy = OrgPolicy {
+            audiences,
+            max_ttl: u32::try_from(max_ttl)
+                .map_err(|_| corrupt(format!("org {org}: bad max ttl")))?,
+        };
+        if let Some(agent) = subject.agent() {
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT id FROM agents WHERE org_id = $1 AND id = $2")
+                    .bind(org.as_str())
+                    .bind(agent.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_none() {
+                return Ok(None);
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT id, kind, secret_hash, public_jwks FROM client_credentials
+             WHERE subject = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(subject.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let credentials = rows
+            .iter()
+            .map(credential_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Principal {
+            subject: subject.clone(),
+            policy,
+            credentials,
+        }))
+    }
+}
+
+fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Database(e),
+    }
+}
+
+const AUDIT_COLUMNS: usize = 9;
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        jti: row.try_get("jti")?,
+        subject: row.try_get("subject")?,
+        org_id: row.try_get("org_id")?,
+        agent_id: row.try_get("agent_id")?,
+        audience: row.try_get("audience")?,
+        kid: row.try_get("kid")?,
+        iat: row.try_get("iat")?,
+        exp: row.try_get("exp")?,
+        auth_method: row.try_get("auth_method")?,
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqlStore {
+    async fn record_tokens(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::with_capacity(160 + batch.len() * 60);
+        sql.push_str(
+            "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method) VALUES ",
+        );
+        for i in 0..batch.len() {
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            for c in 0..AUDIT_COLUMNS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(i * AUDIT_COLUMNS + c + 1).to_string());
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for r in batch {
+            q = q
+                .bind(&r.jti)
+                .bind(&r.subject)
+                .bind(&r.org_id)
+                .bind(&r.agent_id)
+                .bind(&r.audience)
+                .bind(&r.kid)
+                .bind(r.iat)
+                .bind(r.exp)
+                .bind(&r.auth_method);
+        }
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn token(&self, jti: &str) -> Result<Option<AuditRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method
+             FROM audit_tokens WHERE jti = $1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    async fn count_tokens(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_tokens")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl ReplayGuard for SqlStore {
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(v) => v,
+                // No migrations table: nothing applied yet.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(migrator(self.backend)
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
