@@ -1,0 +1,415 @@
+//! Shared test helpers: a fresh database per test on Postgres or SQLite, a real
+//! server on port 0, and one method per endpoint.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use nomos_issuer::config::{ConfigArgs, KekSource, Settings};
+use nomos_issuer::ids::{AgentId, OrgId};
+use nomos_issuer::keys::{Kek, PublicJwk};
+use nomos_issuer::principal::{ClientSecret, Credential, CredentialKind, OrgPolicy, random_id};
+use nomos_issuer::server::Server;
+use nomos_issuer::store::{self, Store};
+use serde_json::Value;
+
+/// Runs one async test body against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            }
+        )*
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A database of its own for one test; a Postgres database is dropped at the end.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    admin_url: Option<String>,
+    name: String,
+    pub dir: tempfile::TempDir,
+}
+
+fn admin_url() -> String {
+    std::env::var("NOMOS_TEST_DATABASE_URL").expect(
+        "NOMOS_TEST_DATABASE_URL is not set: run the suite with `bash tests/run`, which starts a throwaway Postgres",
+    )
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!(
+            "nomos_test_{}",
+            random_id("", 9).to_lowercase().replace(['-', '_'], "x")
+        );
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}/nomos.db", dir.path().display()),
+                backend,
+                admin_url: None,
+                name,
+                dir,
+            },
+            Backend::Postgres => {
+                let admin = admin_url();
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("connect to test Postgres");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let base = admin.rsplit_once('/').unwrap().0;
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    admin_url: Some(admin),
+                    name,
+                    dir,
+                }
+            }
+        }
+    }
+
+    /// Opens the store and applies migrations.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let s = store::open(&self.url).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(admin) = self.admin_url.clone() {
+            let name = self.name.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for a test server: port 0, the test database, a KEK file in the test dir.
+pub fn settings(db: &TestDb, kek_file: &Path) -> Settings {
+    let args = ConfigArgs {
+        listen: Some("127.0.0.1:0".into()),
+        database_url: Some(db.url.clone()),
+        kek_file: Some(kek_file.to_path_buf()),
+        ..Default::default()
+    };
+    Settings::resolve(&args, None).unwrap()
+}
+
+/// A running issuer with its database and an HTTP client.
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub base: String,
+    pub db: TestDb,
+    pub kek_file: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new(backend).await;
+        let kek_file = db.dir.path().join("kek");
+        Kek::create_file(&kek_file).unwrap();
+        let mut s = settings(&db, &kek_file);
+        tweak(&mut s);
+        let server = Server::start(s, true).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        TestApp {
+            server: Some(server),
+            base,
+            db,
+            kek_file,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.server().app.store.clone()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.server().app.settings.issuer.clone()
+    }
+
+    /// Stops the server gracefully (flushing the audit).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.unwrap();
+        }
+    }
+
+    /// Starts a new server on the same database and KEK.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let s = settings(&self.db, &self.kek_file);
+        let server = Server::start(s, true).await.expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn discovery(&self) -> Value {
+        self.get("/.well-known/openid-configuration")
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a raw form body to the token endpoint.
+    pub async fn token_form(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/oauth2/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `client_secret_basic`: id and secret form-urlencoded before base64.
+    pub async fn token_basic(
+        &self,
+        client_id: &str,
+        secret: &str,
+        extra: &str,
+    ) -> reqwest::Response {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        self.http
+            .post(format!("{}/oauth2/token", self.base))
+            .basic_auth(enc(client_id), Some(enc(secret)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=client_credentials{extra}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A token for a secret client, asserting success.
+    pub async fn token_ok(&self, client_id: &str, secret: &str) -> String {
+        let r = self.token_basic(client_id, secret, "").await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Creates an org with a secret; returns the secret.
+pub async fn create_org(store: &dyn Store, org: &str) -> String {
+    create_org_with(store, org, OrgPolicy::default()).await
+}
+
+pub async fn create_org_with(store: &dyn Store, org: &str, policy: OrgPolicy) -> String {
+    let secret = ClientSecret::generate();
+    let cred = Credential {
+        id: random_id("cred_", 12),
+        kind: CredentialKind::Secret {
+            hash: secret.hash(),
+        },
+    };
+    store
+        .create_org(
+            &OrgId::parse(org).unwrap(),
+            &policy,
+            &cred,
+            nomos_issuer::app::now(),
+        )
+        .await
+        .unwrap();
+    secret.expose().to_owned()
+}
+
+/// Creates an agent with a secret; returns the secret.
+pub async fn create_agent(store: &dyn Store, org: &str, agent: &str) -> String {
+    let secret = ClientSecret::generate();
+    let cred = Credential {
+        id: random_id("cred_", 12),
+        kind: CredentialKind::Secret {
+            hash: secret.hash(),
+        },
+    };
+    store
+        .create_agent(
+            &OrgId::parse(org).unwrap(),
+            &AgentId::parse(agent).unwrap(),
+            &cred,
+            nomos_issuer::app::now(),
+        )
+        .await
+        .unwrap();
+    secret.expose().to_owned()
+}
+
+/// Creates an agent authenticating with `private_key_jwt` for the given public JWK.
+pub async fn create_key_agent(store: &dyn Store, org: &str, agent: &str, public_jwk: &Value) {
+    let cred = Credential {
+        id: random_id("cred_", 12),
+        kind: CredentialKind::PublicKeys(vec![PublicJwk::parse(public_jwk).unwrap()]),
+    };
+    store
+        .create_agent(
+            &OrgId::parse(org).unwrap(),
+            &AgentId::parse(agent).unwrap(),
+            &cred,
+            nomos_issuer::app::now(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Decodes the claims of a compact JWS without verifying it.
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Decodes the header of a compact JWS.
+pub fn header(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Verifies a token with josekit against a JWKS document; returns the claims.
+pub fn josekit_verify(token: &str, jwks: &Value) -> Result<Value, String> {
+    use josekit::jwk::JwkSet;
+    use josekit::jws::{ES256, RS256};
+    let set = JwkSet::from_bytes(jwks.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let h = header(token);
+    let kid = h["kid"].as_str().ok_or("no kid")?;
+    let jwk = set
+        .get(kid)
+        .first()
+        .copied()
+        .ok_or("kid not in JWKS")?
+        .clone();
+    let (payload, _) = match h["alg"].as_str() {
+        Some("ES256") => {
+            let v = ES256.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?;
+            josekit::jwt::decode_with_verifier(token, &v).map_err(|e| e.to_string())?
+        }
+        Some("RS256") => {
+            let v = RS256.verifier_from_jwk(&jwk).map_err(|e| e.to_string())?;
+            josekit::jwt::decode_with_verifier(token, &v).map_err(|e| e.to_string())?
+        }
+        other => return Err(format!("unexpected alg {other:?}")),
+    };
+    Ok(Value::Object(payload.claims_set().clone()))
+}
+
+/// Runs an external verifier script (`pyjwt` or `jose`); Ok(claims) on exit 0.
+pub fn external_verify(
+    which: &str,
+    jwks_url: &str,
+    issuer: &str,
+    aud: &str,
+    token: &str,
+) -> Result<Value, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verifiers");
+    let mut cmd = match which {
+        "pyjwt" => {
+            let mut c = Command::new(dir.join(".venv/bin/python"));
+            c.arg(dir.join("verify_pyjwt.py"));
+            c
+        }
+        "jose" => {
+            let mut c = Command::new("node");
+            c.arg(dir.join("verify_jose.mjs"));
+            c
+        }
+        other => panic!("unknown verifier {other}"),
+    };
+    let out = cmd
+        .args([jwks_url, issuer, aud, token])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run the {which} verifier (run tests/verifiers/install.sh): {e}")
+        });
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Path of the built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nomos-issuer")
+}
+
+/// A `KekSource` that is a file.
+pub fn kek_file(path: &Path) -> KekSource {
+    KekSource::File(path.to_path_buf())
+}
