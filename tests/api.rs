@@ -687,3 +687,53 @@ async fn independent_verifiers_accept_tokens(backend: Backend) {
         );
     }
 }
+
+/// Postgres refuses connections for a while: discovery and JWKS stay 200 from
+/// memory, minting answers 503 `temporarily_unavailable` (no token without an
+/// audit row), and everything recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_withholds_tokens_and_recovers() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let secret = create_org(app.store().as_ref(), "acme").await;
+    app.token_ok("org/acme", &secret).await; // the principal is now cached
+    let db = app.db.url.rsplit_once('/').unwrap().1.to_owned();
+    let admin = sqlx::PgPool::connect(&std::env::var("NOMOS_TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/.well-known/jwks.json").await.status(), 200);
+    assert_eq!(
+        app.get("/.well-known/openid-configuration").await.status(),
+        200
+    );
+    let r = app.token_basic("org/acme", &secret, "").await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    expect_error(r, 503, "temporarily_unavailable").await;
+    let r = app.token_basic("org/unknown", &secret, "").await;
+    expect_error(r, 503, "temporarily_unavailable").await;
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app.token_basic("org/acme", &secret, "").await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "minting recovers once Postgres is back");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    // Exactly the two tokens handed out were recorded.
+    assert_eq!(app.store().count_tokens().await.unwrap(), 2);
+}

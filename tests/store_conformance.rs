@@ -26,7 +26,9 @@ both_backends!(
 fn secret_cred() -> Credential {
     Credential {
         id: random_id("cred_", 12),
-        kind: CredentialKind::Secret { hash: ClientSecret::generate().hash() },
+        kind: CredentialKind::Secret {
+            hash: ClientSecret::generate().hash(),
+        },
     }
 }
 
@@ -60,37 +62,78 @@ async fn migrations_are_idempotent(backend: Backend) {
 async fn orgs_and_agents_are_unique_and_scoped(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
-    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1).await.unwrap();
-    let dup = s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1).await;
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    let dup = s
+        .create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let missing = s.create_agent(&org("nobody"), &agent("a"), &secret_cred(), 1).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
-    s.create_agent(&org("acme"), &agent("a"), &secret_cred(), 1).await.unwrap();
-    let dup = s.create_agent(&org("acme"), &agent("a"), &secret_cred(), 1).await;
+    let missing = s
+        .create_agent(&org("nobody"), &agent("a"), &secret_cred(), 1)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    s.create_agent(&org("acme"), &agent("a"), &secret_cred(), 1)
+        .await
+        .unwrap();
+    let dup = s
+        .create_agent(&org("acme"), &agent("a"), &secret_cred(), 1)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     // The same agent id in another org is another agent.
-    s.create_org(&org("beta"), &OrgPolicy::default(), &secret_cred(), 1).await.unwrap();
-    s.create_agent(&org("beta"), &agent("a"), &secret_cred(), 1).await.unwrap();
+    s.create_org(&org("beta"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    s.create_agent(&org("beta"), &agent("a"), &secret_cred(), 1)
+        .await
+        .unwrap();
     // A failed create left nothing behind.
-    assert!(s.principal(&Subject::parse("org/nobody").unwrap()).await.unwrap().is_none());
-    assert!(s.principal(&Subject::parse("org/nobody/agent/a").unwrap()).await.unwrap().is_none());
-    assert!(s.principal(&Subject::parse("org/acme/agent/b").unwrap()).await.unwrap().is_none());
+    assert!(
+        s.principal(&Subject::parse("org/nobody").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.principal(&Subject::parse("org/nobody/agent/a").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.principal(&Subject::parse("org/acme/agent/b").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn principals_carry_policy_and_credentials(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
     let policy = OrgPolicy {
-        audiences: vec![Audience::sts(), Audience::parse("https://x.example").unwrap()],
+        audiences: vec![
+            Audience::sts(),
+            Audience::parse("https://x.example").unwrap(),
+        ],
         max_ttl: 600,
     };
     let secret = ClientSecret::generate();
     let cred = Credential {
         id: random_id("cred_", 12),
-        kind: CredentialKind::Secret { hash: secret.hash() },
+        kind: CredentialKind::Secret {
+            hash: secret.hash(),
+        },
     };
     s.create_org(&org("acme"), &policy, &cred, 1).await.unwrap();
-    let p = s.principal(&Subject::parse("org/acme").unwrap()).await.unwrap().unwrap();
+    let p = s
+        .principal(&Subject::parse("org/acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.policy, policy);
     assert_eq!(p.credentials, vec![cred]);
     assert!(p.secret_matches(secret.expose()));
@@ -99,8 +142,14 @@ async fn principals_carry_policy_and_credentials(backend: Backend) {
         id: random_id("cred_", 12),
         kind: CredentialKind::PublicKeys(vec![nomos_issuer::keys::PublicJwk::parse(&jwk).unwrap()]),
     };
-    s.create_agent(&org("acme"), &agent("ci"), &key_cred, 2).await.unwrap();
-    let p = s.principal(&Subject::parse("org/acme/agent/ci").unwrap()).await.unwrap().unwrap();
+    s.create_agent(&org("acme"), &agent("ci"), &key_cred, 2)
+        .await
+        .unwrap();
+    let p = s
+        .principal(&Subject::parse("org/acme/agent/ci").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.policy, policy, "an agent carries its org's policy");
     assert_eq!(p.credentials, vec![key_cred]);
     assert_eq!(p.public_keys().count(), 1);
@@ -113,7 +162,10 @@ async fn ensure_keys_creates_one_current_and_one_next(backend: Backend) {
     let kek = Kek::from_bytes(&[1; 32]);
     let (a, b) = (new_key(&kek), new_key(&kek));
     let changed = s.ensure_keys(&a, &b, 100).await.unwrap();
-    assert_eq!(changed, vec![a.public_jwk.kid.clone(), b.public_jwk.kid.clone()]);
+    assert_eq!(
+        changed,
+        vec![a.public_jwk.kid.clone(), b.public_jwk.kid.clone()]
+    );
     // A second call changes nothing.
     let (c, d) = (new_key(&kek), new_key(&kek));
     assert!(s.ensure_keys(&c, &d, 200).await.unwrap().is_empty());
@@ -168,10 +220,16 @@ async fn ensure_keys_promotes_a_published_next_key(backend: Backend) {
         .unwrap();
     let (c, d) = (new_key(&kek), new_key(&kek));
     let changed = s.ensure_keys(&c, &d, 20).await.unwrap();
-    assert_eq!(changed, vec![b.public_jwk.kid.clone(), d.public_jwk.kid.clone()]);
+    assert_eq!(
+        changed,
+        vec![b.public_jwk.kid.clone(), d.public_jwk.kid.clone()]
+    );
     let keys = s.list_keys().await.unwrap();
     let current = keys.iter().find(|k| k.state == KeyState::Current).unwrap();
-    assert_eq!(current.kid, b.public_jwk.kid, "the already published key signs, not a fresh one");
+    assert_eq!(
+        current.kid, b.public_jwk.kid,
+        "the already published key signs, not a fresh one"
+    );
     // The database itself refuses a second current key.
     let second = sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
         .execute(&pool)
@@ -197,10 +255,11 @@ async fn private_keys_are_stored_wrapped(backend: Backend) {
     s.ensure_keys(&key, &new_key(&kek), 1).await.unwrap();
     // A dump of the table holds no private key material in clear.
     let pool = sqlx_any(&db.url).await;
-    let rows: Vec<(Vec<u8>, String)> = sqlx::query_as("SELECT private_key, public_jwk FROM signing_keys")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows: Vec<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT private_key, public_jwk FROM signing_keys")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let der = &g.private.0;
     // The 32-byte private scalar sits inside the PKCS#8 document; look for any 16-byte window of it.
     for (blob, jwk) in rows {
@@ -249,8 +308,14 @@ async fn assertion_ids_are_claimed_once(backend: Backend) {
     let s = db.store().await;
     assert!(s.claim_assertion_jti("org/a", "j", 100).await.unwrap());
     assert!(!s.claim_assertion_jti("org/a", "j", 100).await.unwrap());
-    assert!(s.claim_assertion_jti("org/b", "j", 100).await.unwrap(), "per client");
+    assert!(
+        s.claim_assertion_jti("org/b", "j", 100).await.unwrap(),
+        "per client"
+    );
     assert!(s.claim_assertion_jti("org/a", "k", 300).await.unwrap());
     assert_eq!(s.purge_assertion_jtis(200).await.unwrap(), 2);
-    assert!(!s.claim_assertion_jti("org/a", "k", 300).await.unwrap(), "unexpired ids stay");
+    assert!(
+        !s.claim_assertion_jti("org/a", "k", 300).await.unwrap(),
+        "unexpired ids stay"
+    );
 }

@@ -132,6 +132,9 @@ pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard {
 
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes every connection, waiting for them to finish.
+    async fn close(&self);
 }
 
 /// Which database a store talks to.

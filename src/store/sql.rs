@@ -75,13 +75,7 @@ impl SqlStore {
                     .next()
                     .unwrap_or_default();
                 if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            StoreError::Database(sqlx::Error::Configuration(
-                                format!("cannot create directory {}: {e}", dir.display()).into(),
-                            ))
-                        })?;
-                    }
+                    create_private_dir(dir)?;
                 }
                 let url = if url.contains('?') {
                     url.to_owned()
@@ -121,11 +115,23 @@ impl SqlStore {
             }
         }
     }
+}
 
-    /// Closes the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
+/// Creates the embedded store's directory, readable by its owner only: it holds
+/// secret hashes and wrapped keys.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), StoreError> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
     }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| {
+        StoreError::Database(sqlx::Error::Configuration(
+            format!("cannot create directory {}: {e}", dir.display()).into(),
+        ))
+    })
 }
 
 fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
@@ -557,5 +563,9 @@ impl Store for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }
