@@ -8,6 +8,7 @@
 pub mod jwk;
 pub mod kek;
 pub mod keyring;
+pub mod rotation;
 pub mod signer;
 
 use std::fmt;
