@@ -175,7 +175,7 @@ pub enum PlanError {
     },
 }
 
-fn oldest<'a>(keys: &'a [StoredKey], alg: Alg, state: KeyState) -> Option<&'a StoredKey> {
+fn oldest(keys: &[StoredKey], alg: Alg, state: KeyState) -> Option<&StoredKey> {
     keys.iter()
         .filter(|k| k.alg == alg && k.state == state)
         .min_by_key(|k| (k.created_at, k.kid.clone()))
