@@ -1,5 +1,5 @@
-//! Start-up: open the store, check the KEK against every stored key, make sure a
-//! current and a next key exist, and build the state every request shares.
+//! Start-up: open the store, check the KEKs against every stored key, bring the
+//! keys up to date with the rotation plan, and build the state every request shares.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,11 +9,14 @@ use tokio::task::JoinHandle;
 
 use crate::audit::AuditWriter;
 use crate::config::{KekSource, Settings};
+use crate::keys::kek::KekError;
 use crate::keys::keyring::Endpoints;
-use crate::keys::{Alg, Kek, KeyRing, KeyState, Published, StoredKey, signer};
+use crate::keys::rotation::Request;
+use crate::keys::{Kek, KekSet, KeyRing, Published, StoredKey};
 use crate::oauth::grant::TokenService;
 use crate::oauth::principals::PrincipalCache;
-use crate::store::{self, Backend, NewKey, Store};
+use crate::rotation::KeyManager;
+use crate::store::{self, Backend, Store};
 
 /// The current time in Unix seconds.
 pub fn now() -> i64 {
@@ -33,6 +36,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     /// The token endpoint's logic.
     pub tokens: TokenService,
+    /// Key rotation and reloading.
+    pub manager: Arc<KeyManager>,
 }
 
 /// Opens the store. Migrations run on the embedded store always and on Postgres
@@ -64,26 +69,29 @@ fn backend_name(b: Backend) -> &'static str {
     }
 }
 
-/// Loads the KEK. Only the embedded default, with no keys stored yet, generates one.
-pub fn load_kek(settings: &Settings, stored_keys: &[StoredKey]) -> anyhow::Result<Kek> {
-    match &settings.kek {
-        KekSource::Env(text) => Ok(Kek::from_base64(text, "NOMOS_ISSUER_KEK")?),
-        KekSource::File(path) if path.exists() => Ok(Kek::read_file(path)?),
+/// Loads the KEKs. Only the embedded default, with no keys stored yet, generates one.
+pub fn load_keks(settings: &Settings, stored_keys: &[StoredKey]) -> anyhow::Result<KekSet> {
+    let active = match &settings.kek {
+        KekSource::Env(text) => Kek::from_base64(text, "NOMOS_ISSUER_KEK")?,
+        KekSource::File(path) if path.exists() => Kek::read_file(path)?,
         KekSource::File(path) => {
-            let wrapped = stored_keys
+            let wrapped: Vec<&str> = stored_keys
                 .iter()
-                .filter(|k| k.private_key.is_some())
-                .count();
-            if wrapped > 0 {
-                bail!(
-                    "the key-encryption key file {} is missing, but the store holds {wrapped} signing key(s) encrypted under kek id {}: restore that file or set NOMOS_ISSUER_KEK. A new KEK could not decrypt them, so nothing was changed",
-                    path.display(),
-                    stored_keys[0]
-                        .private_key
-                        .as_ref()
-                        .map(|w| w.kek_id.as_str())
-                        .unwrap_or("?"),
-                );
+                .filter_map(|k| k.private_key.as_ref().map(|w| w.kek_id.as_str()))
+                .collect();
+            if let Some(kek_id) = wrapped.first() {
+                return Err(KekError::Io {
+                    path: path.display().to_string(),
+                    action: "read",
+                    err: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "the file is missing, but the store holds {} signing key(s) encrypted under kek id {kek_id}: restore that file or set NOMOS_ISSUER_KEK. A new KEK could not decrypt them, so nothing was changed",
+                            wrapped.len()
+                        ),
+                    ),
+                }
+                .into());
             }
             if settings.backend != Backend::Sqlite || !settings.kek_is_default {
                 bail!(
@@ -94,69 +102,53 @@ pub fn load_kek(settings: &Settings, stored_keys: &[StoredKey]) -> anyhow::Resul
             }
             let kek = Kek::create_file(path)?;
             tracing::warn!(path = %path.display(), kek_id = kek.id(), "generated a new key-encryption key; back it up: without it the signing keys cannot be decrypted");
-            Ok(kek)
+            kek
         }
-    }
+    };
+    let previous = settings
+        .previous_kek_files
+        .iter()
+        .map(|p| Kek::read_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KekSet::new(active, previous))
 }
 
-/// Decrypts every stored key that still has private material, so that a wrong
-/// KEK is found before anything is written.
-pub fn check_kek(kek: &Kek, keys: &[StoredKey]) -> anyhow::Result<()> {
+/// Decrypts every published key, so that a wrong KEK is found before anything
+/// is written.
+pub fn check_keks(keks: &KekSet, keys: &[StoredKey]) -> anyhow::Result<()> {
     for key in keys.iter().filter(|k| k.state.is_published()) {
         if let Some(w) = &key.private_key {
-            kek.unwrap(&key.kid, key.alg, w)?;
+            keks.unwrap(&key.kid, key.alg, w)?;
         }
     }
     Ok(())
 }
 
-async fn fresh_key(alg: Alg, kek: &Kek) -> anyhow::Result<NewKey> {
-    // RSA generation takes a while; keep it off the async workers.
-    let generated = tokio::task::spawn_blocking(move || signer::generate(alg))
-        .await
-        .context("key generation task failed")??;
-    let kid = generated.public.kid.clone();
-    Ok(NewKey {
-        alg,
-        private_key: kek.wrap(&kid, alg, &generated.private),
-        public_jwk: generated.public,
-    })
-}
-
-/// Checks the KEK, then makes sure `alg` has a current and a next key, and builds
-/// the published view.
-pub async fn load_keys(
-    store: &dyn Store,
+/// Checks the KEKs, applies whatever the rotation plan says is due (on an empty
+/// store: a current and a next key), and builds the published view.
+pub async fn start_keys(
+    store: Arc<dyn Store>,
     settings: &Settings,
-    endpoints: &Endpoints,
-) -> anyhow::Result<(Kek, Published)> {
-    let mut keys = store
+) -> anyhow::Result<(Arc<KeyManager>, Published)> {
+    let keys = store
         .list_keys()
         .await
         .context("cannot list signing keys")?;
-    let kek = load_kek(settings, &keys)?;
-    check_kek(&kek, &keys)?;
-    let alg = settings.signing_alg;
-    let has = |keys: &[StoredKey], s| keys.iter().any(|k| k.alg == alg && k.state == s);
-    if !has(&keys, KeyState::Current) || !has(&keys, KeyState::Next) {
-        if !has(&keys, KeyState::Current) && keys.iter().any(|k| k.state.is_published()) {
-            tracing::warn!(%alg, "no current {alg} key although other keys are published: verifiers that cached the JWKS may reject new tokens until they refetch it");
-        }
-        let (current, next) = (fresh_key(alg, &kek).await?, fresh_key(alg, &kek).await?);
-        let changed = store
-            .ensure_keys(&current, &next, now())
-            .await
-            .context("cannot store new signing keys")?;
-        for kid in &changed {
-            tracing::info!(%kid, %alg, "signing key added or promoted");
-        }
-        keys = store
-            .list_keys()
-            .await
-            .context("cannot list signing keys")?;
-    }
-    let published = Published::build(&keys, &kek, alg, endpoints)?;
-    Ok((kek, published))
+    let keks = load_keks(settings, &keys)?;
+    check_keks(&keks, &keys)?;
+    let endpoints = Endpoints::new(&settings.issuer);
+    let manager = Arc::new(KeyManager::new(
+        store,
+        Arc::new(keks),
+        settings.rotation.clone(),
+        endpoints,
+    ));
+    manager
+        .run(&Request::Scheduled, now())
+        .await
+        .context("cannot bring the signing keys up to date")?;
+    let published = manager.build().await?;
+    Ok((manager, published))
 }
 
 impl App {
@@ -168,8 +160,9 @@ impl App {
     ) -> anyhow::Result<(Arc<App>, JoinHandle<()>)> {
         let store = open_store(&settings, migrate).await?;
         let endpoints = Endpoints::new(&settings.issuer);
-        let (_kek, published) = load_keys(store.as_ref(), &settings, &endpoints).await?;
+        let (manager, published) = start_keys(store.clone(), &settings).await?;
         let keys = Arc::new(KeyRing::new(published));
+        manager.attach(keys.clone());
         let (audit, audit_task) = AuditWriter::start(store.clone());
         let tokens = TokenService {
             principals: PrincipalCache::new(store.clone(), settings.principal_cache_ttl),
@@ -177,7 +170,9 @@ impl App {
             keys: keys.clone(),
             endpoints,
             audit,
-            token_ttl: settings.token_ttl,
+            token_ttl: settings
+                .token_ttl
+                .min(settings.rotation.max_token_lifetime as u32),
             assertion_skew: i64::from(settings.assertion_skew),
         };
         let app = Arc::new(App {
@@ -185,6 +180,7 @@ impl App {
             store,
             keys,
             tokens,
+            manager,
         });
         Ok((app, audit_task))
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::keys::Alg;
+use crate::keys::rotation::Policy;
 use crate::principal::MAX_TOKEN_TTL;
 use crate::store::Backend;
 
@@ -98,6 +99,55 @@ pub struct ConfigArgs {
         value_name = "SECONDS"
     )]
     pub assertion_skew: Option<u32>,
+    /// Earlier key-encryption keys, only to decrypt keys not yet re-wrapped (repeat, or comma-separate)
+    #[arg(
+        long = "previous-kek-file",
+        env = "NOMOS_ISSUER_PREVIOUS_KEK_FILES",
+        global = true,
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub previous_kek_files: Vec<PathBuf>,
+    /// How long a key signs before the next one takes over, e.g. 7d, 12h [default: 7d]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ROTATION_PERIOD",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub rotation_period: Option<String>,
+    /// Safety margin added to every rotation wait, e.g. 5m [default: 5m]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ROTATION_MARGIN",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub rotation_margin: Option<String>,
+    /// The longest lifetime any token may have, in seconds (at most 3600) [default: 3600]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_TOKEN_LIFETIME",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub max_token_lifetime: Option<u32>,
+    /// Clock skew verifiers allow past exp, in seconds (AWS allows 300) [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_VERIFIER_SKEW",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub verifier_skew: Option<u32>,
+    /// How often serve checks the rotation plan, e.g. 10s [default: 10s]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_KEY_CHECK_INTERVAL",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub key_check_interval: Option<String>,
     /// Log format: text or json [default: text]
     #[arg(
         long,
@@ -121,6 +171,12 @@ struct FileConfig {
     jwks_max_age: Option<u32>,
     assertion_skew: Option<u32>,
     log_format: Option<String>,
+    previous_kek_files: Option<Vec<PathBuf>>,
+    rotation_period: Option<String>,
+    rotation_margin: Option<String>,
+    max_token_lifetime: Option<u32>,
+    verifier_skew: Option<u32>,
+    key_check_interval: Option<String>,
     principal_cache_seconds: Option<u32>,
     max_body_bytes: Option<usize>,
 }
@@ -169,12 +225,14 @@ pub struct Settings {
     pub kek: KekSource,
     /// Whether the KEK file was chosen explicitly (only the default may be generated).
     pub kek_is_default: bool,
-    /// Signing algorithm.
-    pub signing_alg: Alg,
+    /// Earlier KEKs, for unwrapping only.
+    pub previous_kek_files: Vec<PathBuf>,
+    /// The rotation policy.
+    pub rotation: Policy,
+    /// How often `serve` evaluates the rotation plan.
+    pub key_check_interval: Duration,
     /// Default token lifetime, seconds.
     pub token_ttl: u32,
-    /// JWKS and discovery `max-age`, seconds.
-    pub jwks_max_age: u32,
     /// Client assertion clock skew, seconds.
     pub assertion_skew: u32,
     /// Log format.
@@ -246,6 +304,69 @@ impl Settings {
         if jwks_max_age > 86_400 {
             return Err(invalid("jwks_max_age", "at most 86400 seconds"));
         }
+        let max_token_lifetime =
+            pick(&args.max_token_lifetime, &file.max_token_lifetime).unwrap_or(MAX_TOKEN_TTL);
+        if max_token_lifetime == 0 || max_token_lifetime > MAX_TOKEN_TTL {
+            return Err(invalid(
+                "max_token_lifetime",
+                format!("{max_token_lifetime} is outside 1-{MAX_TOKEN_TTL} seconds"),
+            ));
+        }
+        if token_ttl > max_token_lifetime {
+            return Err(invalid(
+                "token_ttl",
+                format!(
+                    "token_ttl ({token_ttl} s) is longer than max_token_lifetime ({max_token_lifetime} s), which sizes how long old keys stay published"
+                ),
+            ));
+        }
+        let verifier_skew = pick(&args.verifier_skew, &file.verifier_skew).unwrap_or(300);
+        if verifier_skew > 3600 {
+            return Err(invalid("verifier_skew", "at most 3600 seconds"));
+        }
+        let rotation_period = duration(
+            "rotation_period",
+            pick(&args.rotation_period, &file.rotation_period)
+                .as_deref()
+                .unwrap_or("7d"),
+        )?;
+        let rotation_margin = duration(
+            "rotation_margin",
+            pick(&args.rotation_margin, &file.rotation_margin)
+                .as_deref()
+                .unwrap_or("5m"),
+        )?;
+        if rotation_margin.as_secs() < 1 {
+            return Err(invalid(
+                "rotation_margin",
+                "at least 1s: key timestamps are whole seconds",
+            ));
+        }
+        let key_check_interval = duration(
+            "key_check_interval",
+            pick(&args.key_check_interval, &file.key_check_interval)
+                .as_deref()
+                .unwrap_or("10s"),
+        )?;
+        if key_check_interval.is_zero() || key_check_interval > Duration::from_secs(600) {
+            return Err(invalid("key_check_interval", "use 1s to 10m"));
+        }
+        let rotation = Policy {
+            alg: signing_alg,
+            rotation_period: rotation_period.as_secs() as i64,
+            jwks_max_age: i64::from(jwks_max_age),
+            margin: rotation_margin.as_secs() as i64,
+            max_token_lifetime: i64::from(max_token_lifetime),
+            verifier_skew: i64::from(verifier_skew),
+        };
+        rotation
+            .validate()
+            .map_err(|(name, why)| invalid(&name, why))?;
+        let previous_kek_files = if args.previous_kek_files.is_empty() {
+            file.previous_kek_files.clone().unwrap_or_default()
+        } else {
+            args.previous_kek_files.clone()
+        };
         let assertion_skew = pick(&args.assertion_skew, &file.assertion_skew).unwrap_or(30);
         if assertion_skew > 300 {
             return Err(invalid("assertion_skew", "at most 300 seconds"));
@@ -276,9 +397,10 @@ impl Settings {
             backend,
             kek,
             kek_is_default,
-            signing_alg,
+            previous_kek_files,
+            rotation,
+            key_check_interval,
             token_ttl,
-            jwks_max_age,
             assertion_skew,
             log_format,
             principal_cache_ttl: Duration::from_secs(cache.into()),
@@ -286,6 +408,15 @@ impl Settings {
             warnings,
         })
     }
+}
+
+fn duration(name: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            name,
+            format!("{text:?} is not a duration like 7d, 12h or 90s: {e}"),
+        )
+    })
 }
 
 fn pick<T: Clone>(flag_or_env: &Option<T>, file: &Option<T>) -> Option<T> {
@@ -349,7 +480,7 @@ mod tests {
         assert_eq!(s.issuer, "http://127.0.0.1:8080");
         assert_eq!(s.backend, Backend::Sqlite);
         assert_eq!(s.token_ttl, 300);
-        assert_eq!(s.signing_alg, Alg::ES256);
+        assert_eq!(s.rotation.alg, Alg::ES256);
         assert!(s.warnings[0].contains("AWS will refuse"));
     }
 
@@ -363,7 +494,7 @@ mod tests {
         a.token_ttl = Some(60);
         let s = Settings::resolve(&a, None).unwrap();
         assert_eq!(s.token_ttl, 60);
-        assert_eq!(s.signing_alg, Alg::RS256);
+        assert_eq!(s.rotation.alg, Alg::RS256);
     }
 
     #[test]
@@ -398,6 +529,33 @@ mod tests {
             Settings::resolve(&a, Some("x".into())).unwrap_err().name,
             "NOMOS_ISSUER_KEK"
         );
+    }
+
+    #[test]
+    fn unsafe_rotation_is_refused_naming_both_settings() {
+        let mut a = args();
+        a.rotation_period = Some("5m".into());
+        let e = Settings::resolve(&a, None).unwrap_err();
+        assert_eq!(e.name, "rotation_period");
+        assert!(e.why.contains("jwks_max_age"), "{e}");
+        let mut a = args();
+        a.token_ttl = Some(900);
+        a.max_token_lifetime = Some(600);
+        let e = Settings::resolve(&a, None).unwrap_err();
+        assert!(
+            e.why.contains("token_ttl") && e.why.contains("max_token_lifetime"),
+            "{e}"
+        );
+        let mut a = args();
+        a.rotation_period = Some("soon".into());
+        assert_eq!(
+            Settings::resolve(&a, None).unwrap_err().name,
+            "rotation_period"
+        );
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.rotation.rotation_period, 7 * 86_400);
+        assert_eq!(s.rotation.publish_lead(), 600);
+        assert_eq!(s.rotation.retention(), 3600 + 300 + 300);
     }
 
     #[test]

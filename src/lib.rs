@@ -19,5 +19,6 @@ pub mod ids;
 pub mod keys;
 pub mod oauth;
 pub mod principal;
+pub mod rotation;
 pub mod server;
 pub mod store;

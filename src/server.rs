@@ -23,6 +23,7 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     audit_task: JoinHandle<()>,
     purge_task: JoinHandle<()>,
+    key_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -42,6 +43,11 @@ impl Server {
             let _ = stopped.await;
         }));
         let purge_task = tokio::spawn(purge_assertion_ids(app.store.clone()));
+        let key_task = tokio::spawn(
+            app.manager
+                .clone()
+                .run_scheduler(app.settings.key_check_interval),
+        );
         Ok(Server {
             addr,
             app,
@@ -49,6 +55,7 @@ impl Server {
             task,
             audit_task,
             purge_task,
+            key_task,
         })
     }
 
@@ -60,11 +67,15 @@ impl Server {
             task,
             audit_task,
             purge_task,
+            key_task,
             ..
         } = self;
         let _ = stop.send(());
         let served = task.await.context("server task failed")?;
         purge_task.abort();
+        // A transition in flight is one transaction: aborting leaves it whole or undone.
+        key_task.abort();
+        let _ = key_task.await;
         // The last handle to the audit writer goes with the state; the writer then
         // drains its queue and ends.
         drop(app);

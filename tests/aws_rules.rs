@@ -114,7 +114,7 @@ fn check_token(token: &str, issuer: &str, jwks: &Value) {
 }
 
 async fn run_rules(backend: Backend, alg: Alg) {
-    let app = TestApp::spawn_with(backend, |s| s.signing_alg = alg).await;
+    let app = TestApp::spawn_with(backend, |s| s.rotation.alg = alg).await;
     let store = app.store();
     let org_secret = create_org(store.as_ref(), "acme").await;
     let agent_secret = create_agent(store.as_ref(), "acme", "deployer").await;

@@ -2,22 +2,24 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use common::*;
 use nomos_issuer::audit::AuditRecord;
 use nomos_issuer::ids::{AgentId, Audience, OrgId, Subject};
-use nomos_issuer::keys::{Alg, Kek, KeyState, signer};
+use nomos_issuer::keys::keyring::{Endpoints, fingerprint};
+use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
+use nomos_issuer::keys::{Alg, Kek, KekSet, KeyState, StoredKey, signer};
 use nomos_issuer::principal::{ClientSecret, Credential, CredentialKind, OrgPolicy, random_id};
-use nomos_issuer::store::{NewKey, StoreError};
+use nomos_issuer::rotation::{KeyManager, Outcome};
+use nomos_issuer::store::StoreError;
 
 both_backends!(
     migrations_are_idempotent,
     orgs_and_agents_are_unique_and_scoped,
     principals_carry_policy_and_credentials,
-    ensure_keys_creates_one_current_and_one_next,
-    racing_replicas_agree_on_one_key_set,
-    ensure_keys_promotes_a_published_next_key,
+    key_updates_write_exactly_the_difference,
+    racing_replicas_apply_each_transition_once,
     private_keys_are_stored_wrapped,
     audit_batches_round_trip,
     assertion_ids_are_claimed_once,
@@ -40,12 +42,28 @@ fn agent(s: &str) -> AgentId {
     AgentId::parse(s).unwrap()
 }
 
-fn new_key(kek: &Kek) -> NewKey {
+fn new_key(kek: &Kek, state: KeyState, at: i64) -> StoredKey {
     let g = signer::generate(Alg::ES256).unwrap();
-    NewKey {
+    StoredKey {
+        kid: g.public.kid.clone(),
         alg: Alg::ES256,
-        private_key: kek.wrap(&g.public.kid, Alg::ES256, &g.private),
+        state,
+        private_key: Some(kek.wrap(&g.public.kid, Alg::ES256, &g.private)),
         public_jwk: g.public,
+        created_at: at,
+        activated_at: (state == KeyState::Current).then_some(at),
+        retired_at: None,
+    }
+}
+
+fn policy() -> Policy {
+    Policy {
+        alg: Alg::ES256,
+        rotation_period: 600,
+        jwks_max_age: 60,
+        margin: 1,
+        max_token_lifetime: 300,
+        verifier_skew: 60,
     }
 }
 
@@ -156,85 +174,137 @@ async fn principals_carry_policy_and_credentials(backend: Backend) {
     assert!(!p.secret_matches(secret.expose()));
 }
 
-async fn ensure_keys_creates_one_current_and_one_next(backend: Backend) {
+async fn key_updates_write_exactly_the_difference(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
     let kek = Kek::from_bytes(&[1; 32]);
-    let (a, b) = (new_key(&kek), new_key(&kek));
-    let changed = s.ensure_keys(&a, &b, 100).await.unwrap();
-    assert_eq!(
-        changed,
-        vec![a.public_jwk.kid.clone(), b.public_jwk.kid.clone()]
+    let (a, b) = (
+        new_key(&kek, KeyState::Current, 100),
+        new_key(&kek, KeyState::Next, 100),
     );
-    // A second call changes nothing.
-    let (c, d) = (new_key(&kek), new_key(&kek));
-    assert!(s.ensure_keys(&c, &d, 200).await.unwrap().is_empty());
-    let keys = s.list_keys().await.unwrap();
-    assert_eq!(keys.len(), 2);
-    let current = keys.iter().find(|k| k.state == KeyState::Current).unwrap();
-    assert_eq!(current.kid, a.public_jwk.kid);
-    assert_eq!(current.activated_at, Some(100));
-    assert_eq!(current.public_jwk, a.public_jwk);
-    assert_eq!(current.private_key.as_ref(), Some(&a.private_key));
-    let next = keys.iter().find(|k| k.state == KeyState::Next).unwrap();
-    assert_eq!(next.kid, b.public_jwk.kid);
-    assert_eq!(next.activated_at, None);
-}
-
-async fn racing_replicas_agree_on_one_key_set(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let s = db.store().await;
-    let kek = Kek::from_bytes(&[2; 32]);
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        // Each "replica" has a pool of its own, as separate processes would.
-        let url = db.url.clone();
-        let (a, b) = (new_key(&kek), new_key(&kek));
-        tasks.push(tokio::spawn(async move {
-            let store = nomos_issuer::store::open(&url).await.unwrap();
-            store.ensure_keys(&a, &b, 10).await.unwrap()
-        }));
-    }
-    let mut inserted = 0;
-    for t in tasks {
-        inserted += t.await.unwrap().len();
-    }
-    assert_eq!(inserted, 2, "exactly one replica inserted the key pair");
-    let keys = s.list_keys().await.unwrap();
-    assert_eq!(keys.len(), 2);
-    let states: HashSet<_> = keys.iter().map(|k| k.state).collect();
-    assert_eq!(states, HashSet::from([KeyState::Current, KeyState::Next]));
-}
-
-async fn ensure_keys_promotes_a_published_next_key(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let s = db.store().await;
-    let kek = Kek::from_bytes(&[3; 32]);
-    let (a, b) = (new_key(&kek), new_key(&kek));
-    s.ensure_keys(&a, &b, 10).await.unwrap();
-    // Take the current key away behind the store's back (as a revocation would).
-    let pool = sqlx_any(&db.url).await;
-    sqlx::query("UPDATE signing_keys SET state = 'revoked' WHERE state = 'current'")
-        .execute(&pool)
+    let (a2, b2) = (a.clone(), b.clone());
+    let after = s
+        .update_keys(&move |keys: &[StoredKey]| {
+            assert!(keys.is_empty());
+            Ok(vec![a2.clone(), b2.clone()])
+        })
         .await
         .unwrap();
-    let (c, d) = (new_key(&kek), new_key(&kek));
-    let changed = s.ensure_keys(&c, &d, 20).await.unwrap();
-    assert_eq!(
-        changed,
-        vec![b.public_jwk.kid.clone(), d.public_jwk.kid.clone()]
-    );
-    let keys = s.list_keys().await.unwrap();
-    let current = keys.iter().find(|k| k.state == KeyState::Current).unwrap();
-    assert_eq!(
-        current.kid, b.public_jwk.kid,
-        "the already published key signs, not a fresh one"
-    );
-    // The database itself refuses a second current key.
-    let second = sqlx::query("UPDATE signing_keys SET state = 'current' WHERE state = 'next'")
-        .execute(&pool)
+    assert_eq!(after.len(), 2);
+    let find = |keys: &[StoredKey], kid: &str| keys.iter().find(|k| k.kid == kid).cloned().unwrap();
+    let stored = s.list_keys().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let (sa, sb) = (find(&stored, &a.kid), find(&stored, &b.kid));
+    assert_eq!((sa.state, sb.state), (KeyState::Current, KeyState::Next));
+    assert_eq!(sa.public_jwk, a.public_jwk);
+    assert_eq!(sa.private_key, a.private_key);
+    assert_eq!(sa.activated_at, Some(100));
+    // Promote b: a becomes previous in the same transaction (the one-current index holds).
+    let kid_b = b.kid.clone();
+    s.update_keys(&move |keys: &[StoredKey]| {
+        let mut keys = keys.to_vec();
+        let t = [Transition::Promote {
+            kid: kid_b.clone(),
+            early: false,
+        }];
+        apply(&mut keys, &t, 200, &mut |_, _, _| unreachable!());
+        Ok(keys)
+    })
+    .await
+    .unwrap();
+    let stored = s.list_keys().await.unwrap();
+    let (sa, sb) = (find(&stored, &a.kid), find(&stored, &b.kid));
+    assert_eq!((sa.state, sa.retired_at), (KeyState::Previous, Some(200)));
+    assert_eq!((sb.state, sb.activated_at), (KeyState::Current, Some(200)));
+    // Retiring destroys the private key in the database.
+    let kid_a = a.kid.clone();
+    s.update_keys(&move |keys: &[StoredKey]| {
+        let mut keys = keys.to_vec();
+        apply(
+            &mut keys,
+            &[Transition::Retire { kid: kid_a.clone() }],
+            300,
+            &mut |_, _, _| unreachable!(),
+        );
+        Ok(keys)
+    })
+    .await
+    .unwrap();
+    let pool = sqlx_any(&db.url).await;
+    let blob: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT private_key FROM signing_keys WHERE kid = $1")
+            .bind(&a.kid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(blob.is_none());
+    // An abandoned update and an attempted deletion write nothing.
+    let before = s.list_keys().await.unwrap();
+    let r = s
+        .update_keys(&|_: &[StoredKey]| Err("changed meanwhile".to_string()))
         .await;
-    assert!(second.is_err());
+    assert!(matches!(r, Err(StoreError::Aborted(_))), "{r:?}");
+    let r = s
+        .update_keys(&|keys: &[StoredKey]| Ok(keys[1..].to_vec()))
+        .await;
+    assert!(matches!(r, Err(StoreError::Aborted(_))), "{r:?}");
+    let extra = new_key(&kek, KeyState::Current, 400);
+    let r = s
+        .update_keys(&move |keys: &[StoredKey]| {
+            // A second current key of one algorithm: the database refuses it.
+            let mut keys = keys.to_vec();
+            keys.push(extra.clone());
+            Ok(keys)
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::Database(_))), "{r:?}");
+    let after = s.list_keys().await.unwrap();
+    assert_eq!(fingerprint(&before), fingerprint(&after));
+}
+
+async fn racing_replicas_apply_each_transition_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store().await;
+    let keks = Arc::new(KekSet::new(Kek::from_bytes(&[2; 32]), vec![]));
+    let endpoints = Endpoints::new("https://id.example");
+    let mut managers = Vec::new();
+    for _ in 0..6 {
+        // Each "replica" has a pool of its own, as separate processes would.
+        let store = nomos_issuer::store::open(&db.url).await.unwrap();
+        managers.push(Arc::new(KeyManager::new(
+            store,
+            keks.clone(),
+            policy(),
+            endpoints.clone(),
+        )));
+    }
+    // First start, then a rotation that is due, each raced by six replicas.
+    for (now, expect_keys) in [(1000, 2), (1000 + 600, 3)] {
+        let mut tasks = Vec::new();
+        for m in &managers {
+            let m = m.clone();
+            tasks.push(tokio::spawn(async move {
+                m.run(&Request::Scheduled, now).await.unwrap()
+            }));
+        }
+        let mut applied = 0;
+        for t in tasks {
+            if let Outcome::Applied(_) = t.await.unwrap() {
+                applied += 1;
+            }
+        }
+        assert_eq!(applied, 1, "exactly one replica applied the transition");
+        let keys = managers[0].build().await.unwrap();
+        assert_eq!(keys.kids.len(), expect_keys);
+    }
+    let s = db.store().await;
+    let keys = s.list_keys().await.unwrap();
+    let mut states: Vec<_> = keys.iter().map(|k| k.state).collect();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![KeyState::Next, KeyState::Current, KeyState::Previous]
+    );
 }
 
 async fn sqlx_any(url: &str) -> sqlx::AnyPool {
@@ -247,12 +317,13 @@ async fn private_keys_are_stored_wrapped(backend: Backend) {
     let s = db.store().await;
     let kek = Kek::from_bytes(&[4; 32]);
     let g = signer::generate(Alg::ES256).unwrap();
-    let key = NewKey {
-        alg: Alg::ES256,
-        private_key: kek.wrap(&g.public.kid, Alg::ES256, &g.private),
-        public_jwk: g.public.clone(),
-    };
-    s.ensure_keys(&key, &new_key(&kek), 1).await.unwrap();
+    let mut key = new_key(&kek, KeyState::Current, 1);
+    key.kid = g.public.kid.clone();
+    key.private_key = Some(kek.wrap(&g.public.kid, Alg::ES256, &g.private));
+    key.public_jwk = g.public.clone();
+    s.update_keys(&move |_: &[StoredKey]| Ok(vec![key.clone()]))
+        .await
+        .unwrap();
     // A dump of the table holds no private key material in clear.
     let pool = sqlx_any(&db.url).await;
     let rows: Vec<(Vec<u8>, String)> =
@@ -260,8 +331,9 @@ async fn private_keys_are_stored_wrapped(backend: Backend) {
             .fetch_all(&pool)
             .await
             .unwrap();
+    assert_eq!(rows.len(), 1);
     let der = &g.private.0;
-    // The 32-byte private scalar sits inside the PKCS#8 document; look for any 16-byte window of it.
+    // Look for any 16-byte window of the PKCS#8 document (which holds the private scalar).
     for (blob, jwk) in rows {
         assert!(!der.windows(16).any(|w| blob.windows(16).any(|b| b == w)));
         assert!(!jwk.contains("\"d\""));

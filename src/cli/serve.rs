@@ -19,7 +19,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let backend = format!("{:?}", settings.backend).to_lowercase();
-    let alg = settings.signing_alg;
+    let alg = settings.rotation.alg;
     let server = Server::start(settings, args.migrate).await?;
     tracing::info!(
         addr = %server.addr,

@@ -3,10 +3,9 @@
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use crate::app::{load_keys, now, open_store};
+use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
-use crate::keys::keyring::Endpoints;
 use crate::oauth::{MintRequest, mint};
 
 /// `token` subcommands.
@@ -57,19 +56,21 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             subject.org()
         );
     }
-    let ttl = ttl.unwrap_or(settings.token_ttl.min(principal.policy.max_ttl));
-    if ttl == 0 || ttl > principal.policy.max_ttl {
+    let max = principal
+        .policy
+        .max_ttl
+        .min(settings.rotation.max_token_lifetime as u32);
+    let ttl = ttl.unwrap_or(settings.token_ttl.min(max));
+    if ttl == 0 || ttl > max {
         bail!(
-            "--ttl must be 1-{} seconds (the maximum of org {})",
-            principal.policy.max_ttl,
+            "--ttl must be 1-{max} seconds (the maximum of org {} and max_token_lifetime)",
             subject.org()
         );
     }
-    let endpoints = Endpoints::new(&settings.issuer);
-    let (_kek, published) = load_keys(store.as_ref(), &settings, &endpoints).await?;
+    let (_manager, published) = start_keys(store.clone(), &settings).await?;
     let minted = mint(
         &published.signer,
-        &endpoints.issuer,
+        &settings.issuer,
         MintRequest {
             subject: &subject,
             audience: &audience,

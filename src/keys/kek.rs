@@ -36,6 +36,18 @@ pub enum KekError {
         /// The OS error.
         err: std::io::Error,
     },
+    /// A key is wrapped under a KEK that is not configured.
+    #[error(
+        "signing key {kid} is encrypted under key-encryption key {wanted}, which is not configured (configured: {configured}): add that KEK with --previous-kek-file, or fix --kek-file / NOMOS_ISSUER_KEK. Nothing was changed"
+    )]
+    UnknownKek {
+        /// The key.
+        kid: String,
+        /// The KEK id recorded with the key.
+        wanted: String,
+        /// Ids of the configured KEKs.
+        configured: String,
+    },
     /// Authentication of a wrapped key failed: wrong KEK, or tampered ciphertext.
     #[error(
         "cannot decrypt signing key {kid} with the key-encryption key (kek id {kek_id}; the key was wrapped under kek id {wrapped_with}): wrong KEK, or the stored key was tampered with. Nothing was changed"
@@ -225,6 +237,54 @@ impl Kek {
     }
 }
 
+/// The configured KEKs: one active (wraps new keys), others only unwrap, so that
+/// keys can be re-wrapped online (`keys rewrap`) before an old KEK is dropped.
+#[derive(Debug)]
+pub struct KekSet {
+    active: Kek,
+    previous: Vec<Kek>,
+}
+
+impl KekSet {
+    /// A set with `active` and any previous KEKs.
+    pub fn new(active: Kek, previous: Vec<Kek>) -> Self {
+        KekSet { active, previous }
+    }
+
+    /// The KEK that wraps new keys.
+    pub fn active(&self) -> &Kek {
+        &self.active
+    }
+
+    /// Ids of every configured KEK, the active one first.
+    pub fn ids(&self) -> Vec<&str> {
+        std::iter::once(&self.active)
+            .chain(&self.previous)
+            .map(Kek::id)
+            .collect()
+    }
+
+    /// Unwraps with the KEK the key was wrapped under.
+    pub fn unwrap(
+        &self,
+        kid: &str,
+        alg: Alg,
+        wrapped: &WrappedKey,
+    ) -> Result<PrivateDer, KekError> {
+        let kek = std::iter::once(&self.active)
+            .chain(&self.previous)
+            .find(|k| k.id == wrapped.kek_id);
+        match kek {
+            Some(k) => k.unwrap(kid, alg, wrapped),
+            None => Err(KekError::UnknownKek {
+                kid: kid.to_owned(),
+                wanted: wrapped.kek_id.clone(),
+                configured: self.ids().join(", "),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +318,19 @@ mod tests {
             err.contains(kek(2).id()) && err.contains(kek(1).id()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_set_unwraps_with_the_kek_that_wrapped() {
+        let w = kek(1).wrap("kid", Alg::ES256, &PrivateDer(vec![7; 40]));
+        let set = KekSet::new(kek(2), vec![kek(1)]);
+        assert_eq!(set.unwrap("kid", Alg::ES256, &w).unwrap().0, vec![7; 40]);
+        assert_eq!(set.ids(), vec![kek(2).id(), kek(1).id()]);
+        let err = KekSet::new(kek(3), vec![])
+            .unwrap("kid", Alg::ES256, &w)
+            .unwrap_err();
+        assert!(matches!(err, KekError::UnknownKek { .. }));
+        assert!(err.to_string().contains(kek(1).id()), "{err}");
     }
 
     #[test]

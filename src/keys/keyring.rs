@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::kek::KekError;
 use super::signer::SignerError;
-use super::{Alg, Kek, KeyState, Signer, StoredKey};
+use super::{Alg, KekSet, KeyState, Signer, StoredKey};
 
 /// Why a key set could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -80,41 +80,42 @@ pub struct Published {
     pub signer: Arc<Signer>,
     /// Kids in the JWKS.
     pub kids: Vec<String>,
+    /// What the view was built from: (kid, state) of every key. Equal
+    /// fingerprints mean an identical view.
+    pub fingerprint: Vec<(String, KeyState)>,
 }
 
 impl Published {
-    /// Builds the published view from the stored keys. Every key that still has
-    /// private material is decrypted, so a wrong KEK fails here, naming the key,
-    /// before anything else happens.
+    /// Builds the published view from the stored keys. Every published key is
+    /// decrypted, so a wrong KEK fails here, naming the key. The signer is the
+    /// current key of `alg`, or while the algorithm is being switched, the current
+    /// key of the other one.
     pub fn build(
         keys: &[StoredKey],
-        kek: &Kek,
+        keks: &KekSet,
         alg: Alg,
         endpoints: &Endpoints,
     ) -> Result<Self, KeyRingError> {
-        let mut signer = None;
-        for key in keys {
+        let mut signer: Option<(bool, Arc<Signer>)> = None;
+        for key in keys.iter().filter(|k| k.state.is_published()) {
             let Some(wrapped) = &key.private_key else {
                 continue;
             };
-            if !key.state.is_published() {
-                continue;
-            }
-            let der = kek.unwrap(&key.kid, key.alg, wrapped)?;
+            let der = keks.unwrap(&key.kid, key.alg, wrapped)?;
             let loaded = Signer::load(&key.kid, key.alg, &der)?;
-            if key.state == KeyState::Current && key.alg == alg {
-                signer = Some(Arc::new(loaded));
+            let preferred = key.alg == alg;
+            if key.state == KeyState::Current && signer.as_ref().is_none_or(|(p, _)| !p) {
+                signer = Some((preferred, Arc::new(loaded)));
             }
         }
-        let signer = signer.ok_or(KeyRingError::NoCurrentKey(alg))?;
-        let rank = |s: KeyState| match s {
-            KeyState::Current => 0,
-            KeyState::Next => 1,
-            _ => 2,
-        };
+        let signer = signer
+            .map(|(_, s)| s)
+            .ok_or(KeyRingError::NoCurrentKey(alg))?;
+        // The order follows creation, not state, so that the body (and its ETag)
+        // changes exactly when the set of keys changes.
         let mut published: Vec<&StoredKey> =
             keys.iter().filter(|k| k.state.is_published()).collect();
-        published.sort_by_key(|k| (rank(k.state), k.created_at));
+        published.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
         let jwks = json!({
             "keys": published.iter().map(|k| k.public_jwk.to_json()).collect::<Vec<_>>()
         });
@@ -139,8 +140,16 @@ impl Published {
             discovery: Document::new(&discovery),
             signer,
             kids: published.iter().map(|k| k.kid.clone()).collect(),
+            fingerprint: fingerprint(keys),
         })
     }
+}
+
+/// (kid, state) of every key: what a published view depends on.
+pub fn fingerprint(keys: &[StoredKey]) -> Vec<(String, KeyState)> {
+    let mut f: Vec<_> = keys.iter().map(|k| (k.kid.clone(), k.state)).collect();
+    f.sort();
+    f
 }
 
 /// The live key set, swapped as a whole. Readers never wait on I/O.

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use jwk::PublicJwk;
-pub use kek::{Kek, WrappedKey};
+pub use kek::{Kek, KekSet, WrappedKey};
 pub use keyring::{KeyRing, Published};
 pub use signer::{GeneratedKey, Signer};
 
@@ -60,7 +60,7 @@ impl FromStr for Alg {
 }
 
 /// Where a signing key is in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published in the JWKS, not yet signing.

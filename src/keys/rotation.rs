@@ -649,6 +649,7 @@ mod tests {
         RevokeSigner,
         RevokeNext,
         SwitchAlg,
+        ClockFix,
     }
 
     fn normal_events() -> impl Strategy<Value = Event> {
@@ -656,6 +657,7 @@ mod tests {
             4 => (1i64..600).prop_map(Event::Advance),
             2 => (600i64..400_000).prop_map(Event::Advance),
             1 => (1i64..120).prop_map(Event::ClockBack),
+            1 => Just(Event::ClockFix),
             5 => Just(Event::Mint),
             1 => Just(Event::Rotate),
             1 => Just(Event::Restart),
@@ -692,36 +694,54 @@ mod tests {
         )
     }
 
-    /// Runs a schedule; checks the invariant after every event. With `emergencies`
-    /// off, every signing key (but the first) was published for the publish lead
-    /// before it signed; in every run, every unexpired token of a key that was not
-    /// revoked verifies against the JWKS of that moment.
+    /// Runs a schedule; checks the invariant after every event. Real time only
+    /// moves forward; the issuer's clock may fall behind it by up to the margin
+    /// (`ClockBack`) and be corrected (`ClockFix`). Verifiers cache and judge expiry in real time.
+    /// With `emergencies` off, every signing key (but the first) was published
+    /// for `jwks_max_age` of real time before it signed, and for the publish lead
+    /// by the issuer's clock; in every run, every unexpired token of a key that was
+    /// not revoked verifies against the JWKS of that moment.
     fn check(mut p: Policy, events: Vec<Event>, emergencies: bool) -> Result<(), TestCaseError> {
         prop_assert!(p.validate().is_ok());
         let mut m = Model::new();
-        let mut now = 1_000_000;
-        m.run(now, &p, &Request::Scheduled).unwrap();
-        let mut tokens: Vec<(String, i64, i64)> = Vec::new();
+        let mut real: i64 = 1_000_000;
+        let mut offset: i64 = 0;
+        let mut published_at: std::collections::HashMap<String, i64> = Default::default();
+        let mut step = |m: &mut Model, real: i64, offset: i64, req: &Request, p: &Policy| {
+            let r = m.run(real + offset, p, req);
+            for k in &m.keys {
+                published_at.entry(k.kid.clone()).or_insert(real);
+            }
+            (r, published_at.clone())
+        };
+        step(&mut m, real, offset, &Request::Scheduled, &p)
+            .0
+            .unwrap();
+        let mut tokens: Vec<(String, i64)> = Vec::new();
         let mut revoked: HashSet<String> = HashSet::new();
         for e in events {
             match e {
-                Event::Advance(s) => now += s,
-                Event::ClockBack(s) => now -= s,
+                Event::Advance(s) => real += s,
+                // The margin absorbs clock corrections up to its size; a clock
+                // further off than that can break any timestamp-based schedule.
+                Event::ClockBack(s) => offset = (offset - s).max(-p.margin),
+                Event::ClockFix => offset = 0,
                 Event::Mint => {
                     let k = m.signer(p.alg).expect("something signs").clone();
+                    let (_, published) = step(&mut m, real, offset, &Request::Scheduled, &p);
                     // Every verifier that fetched the JWKS within max-age before now holds k.
-                    if !emergencies {
+                    if !emergencies && !m.first_start.contains(&k.kid) {
+                        let age = real - published[&k.kid];
                         prop_assert!(
-                            m.first_start.contains(&k.kid) || k.created_at + p.jwks_max_age <= now,
-                            "{} signs {}s after publication",
-                            k.kid,
-                            now - k.created_at
+                            age >= p.jwks_max_age,
+                            "{} signs {age}s after publication",
+                            k.kid
                         );
                     }
-                    tokens.push((k.kid.clone(), now, now + p.max_token_lifetime));
+                    tokens.push((k.kid.clone(), real + offset + p.max_token_lifetime));
                 }
                 Event::Rotate => {
-                    let _ = m.run(now, &p, &Request::Rotate);
+                    let _ = step(&mut m, real, offset, &Request::Rotate, &p);
                 }
                 Event::Restart => {}
                 Event::SwitchAlg => {
@@ -732,7 +752,9 @@ mod tests {
                     };
                 }
                 Event::RotateNow => {
-                    m.run(now, &p, &Request::RotateNow).unwrap();
+                    step(&mut m, real, offset, &Request::RotateNow, &p)
+                        .0
+                        .unwrap();
                 }
                 Event::RevokeSigner | Event::RevokeNext => {
                     let state = if matches!(e, Event::RevokeSigner) {
@@ -742,11 +764,15 @@ mod tests {
                     };
                     if let Some(k) = m.keys.iter().find(|k| k.state == state).cloned() {
                         revoked.insert(k.kid.clone());
-                        m.run(now, &p, &Request::Revoke(k.kid)).unwrap();
+                        step(&mut m, real, offset, &Request::Revoke(k.kid), &p)
+                            .0
+                            .unwrap();
                     }
                 }
             }
-            m.run(now, &p, &Request::Scheduled).unwrap();
+            step(&mut m, real, offset, &Request::Scheduled, &p)
+                .0
+                .unwrap();
             let published = m.published();
             prop_assert!(
                 m.keys
@@ -763,11 +789,11 @@ mod tests {
             // Emergencies add previous keys beyond the schedule's bound; AWS's limit still holds.
             let bound = if emergencies { 100 } else { p.max_published() };
             prop_assert!(published.len() as i64 <= bound, "{} keys", published.len());
-            for (kid, _, exp) in &tokens {
-                if now < exp + p.verifier_skew && !revoked.contains(kid) {
+            for (kid, exp) in &tokens {
+                if real < exp + p.verifier_skew && !revoked.contains(kid) {
                     prop_assert!(
                         published.contains(kid),
-                        "token of {kid} (exp {exp}) unverifiable at {now}"
+                        "token of {kid} (exp {exp}) unverifiable at {real}"
                     );
                 }
             }

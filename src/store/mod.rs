@@ -14,7 +14,7 @@ pub use sql::SqlStore;
 
 use crate::audit::AuditRecord;
 use crate::ids::{AgentId, OrgId, Subject};
-use crate::keys::{Alg, PublicJwk, StoredKey, WrappedKey};
+use crate::keys::StoredKey;
 use crate::principal::{Credential, OrgPolicy, Principal};
 
 /// A storage failure. Messages name the object, never secrets.
@@ -29,6 +29,10 @@ pub enum StoreError {
     /// A row holds something this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A key update gave up because the keys changed under it (another replica or
+    /// command acted first). Nothing was written.
+    #[error("key update abandoned: {0}")]
+    Aborted(String),
     /// The database could not be reached or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -37,16 +41,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A signing key to insert: public JWK and wrapped private key.
-#[derive(Debug, Clone)]
-pub struct NewKey {
-    /// Algorithm.
-    pub alg: Alg,
-    /// The public JWK (its `kid` is the primary key).
-    pub public_jwk: PublicJwk,
-    /// The wrapped private key.
-    pub private_key: WrappedKey,
-}
+/// A change to the key set: given the keys as they are under the lock, the keys
+/// as they should be. An `Err` abandons the update.
+pub type KeyUpdate<'a> = dyn Fn(&[StoredKey]) -> Result<Vec<StoredKey>, String> + Send + Sync + 'a;
 
 /// Signing keys.
 #[async_trait]
@@ -54,15 +51,11 @@ pub trait KeyStore: Send + Sync {
     /// Every key, in creation order.
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
 
-    /// Under a lock, inserts `current` if `alg` has no current key and `next` if it
-    /// has no next key. Returns the kids inserted. Replicas racing at first start
-    /// thus agree on one key set.
-    async fn ensure_keys(
-        &self,
-        current: &NewKey,
-        next: &NewKey,
-        now: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Runs `update` on the current keys inside one transaction that holds the key
+    /// lock, writes the difference (new keys, changed states, destroyed private
+    /// keys; nothing is ever deleted) and tells other replicas. Concurrent updates
+    /// from any number of processes are serialised, so each sees the other's result.
+    async fn update_keys(&self, update: &KeyUpdate<'_>) -> Result<Vec<StoredKey>, StoreError>;
 }
 
 /// Orgs, agents and credentials.
@@ -135,7 +128,22 @@ pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard {
 
     /// Closes every connection, waiting for them to finish.
     async fn close(&self);
+
+    /// Waits for a key change announced by another process. Postgres uses
+    /// LISTEN/NOTIFY; other stores return `None` (callers poll).
+    async fn key_change_listener(&self) -> Option<Box<dyn KeyChangeListener>>;
 }
+
+/// Notifications of key changes made by other processes.
+#[async_trait]
+pub trait KeyChangeListener: Send {
+    /// Returns when a change was announced; `Err` when the listening connection
+    /// failed (it reconnects on the next call).
+    async fn changed(&mut self) -> Result<(), StoreError>;
+}
+
+/// The Postgres channel key changes are announced on.
+pub const KEY_CHANNEL: &str = "nomos_issuer_keys";
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
-use super::{AuditLog, Backend, KeyStore, NewKey, PrincipalStore, ReplayGuard, Store, StoreError};
+use super::{
+    AuditLog, Backend, KEY_CHANNEL, KeyChangeListener, KeyStore, KeyUpdate, PrincipalStore,
+    ReplayGuard, Store, StoreError,
+};
 use crate::audit::AuditRecord;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
@@ -24,6 +27,7 @@ use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    url: String,
 }
 
 fn migrator(backend: Backend) -> Migrator {
@@ -100,7 +104,11 @@ impl SqlStore {
                     .await?
             }
         };
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            backend,
+            url: url.to_owned(),
+        })
     }
 
     /// Begins a write transaction that serialises with other writers of signing keys.
@@ -188,30 +196,6 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
     Ok(Credential { id, kind })
 }
 
-async fn insert_key(
-    tx: &mut Transaction<'static, Any>,
-    key: &NewKey,
-    state: KeyState,
-    now: i64,
-) -> Result<(), StoreError> {
-    let activated = (state == KeyState::Current).then_some(now);
-    sqlx::query(
-        "INSERT INTO signing_keys (kid, alg, state, public_jwk, private_key, kek_id, created_at, activated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&key.public_jwk.kid)
-    .bind(key.alg.as_str())
-    .bind(state.as_str())
-    .bind(key.public_jwk.to_json().to_string())
-    .bind(&key.private_key.bytes)
-    .bind(&key.private_key.kek_id)
-    .bind(now)
-    .bind(activated)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 async fn insert_credential(
     tx: &mut Transaction<'static, Any>,
     subject: &Subject,
@@ -247,61 +231,102 @@ async fn insert_credential(
 #[async_trait]
 impl KeyStore for SqlStore {
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kid, alg, state, public_jwk, private_key, kek_id, created_at, activated_at, retired_at
-             FROM signing_keys ORDER BY created_at, kid",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    async fn ensure_keys(
-        &self,
-        current: &NewKey,
-        next: &NewKey,
-        now: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let alg = current.alg.as_str();
+    async fn update_keys(&self, update: &KeyUpdate<'_>) -> Result<Vec<StoredKey>, StoreError> {
         let mut tx = self.begin_locked().await?;
-        let states: Vec<String> = sqlx::query_scalar(
-            "SELECT state FROM signing_keys WHERE alg = $1 AND state IN ('current', 'next')",
-        )
-        .bind(alg)
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
+        ))
         .fetch_all(&mut *tx)
         .await?;
-        let has = |s: &str| states.iter().any(|x| x == s);
-        let mut changed = Vec::new();
-        if !has("current") {
-            if has("next") {
-                // A published next key exists: it takes over rather than a key
-                // that no verifier has seen yet.
-                let kid: String = sqlx::query_scalar(
-                    "UPDATE signing_keys SET state = 'current', activated_at = $1
-                     WHERE kid = (SELECT kid FROM signing_keys WHERE alg = $2 AND state = 'next'
-                                  ORDER BY created_at, kid LIMIT 1)
-                     RETURNING kid",
-                )
-                .bind(now)
-                .bind(alg)
-                .fetch_one(&mut *tx)
-                .await?;
-                changed.push(kid);
-                insert_key(&mut tx, next, KeyState::Next, now).await?;
-                changed.push(next.public_jwk.kid.clone());
-            } else {
-                insert_key(&mut tx, current, KeyState::Current, now).await?;
-                changed.push(current.public_jwk.kid.clone());
-                insert_key(&mut tx, next, KeyState::Next, now).await?;
-                changed.push(next.public_jwk.kid.clone());
-            }
-        } else if !has("next") {
-            insert_key(&mut tx, next, KeyState::Next, now).await?;
-            changed.push(next.public_jwk.kid.clone());
+        let before = rows
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let after = update(&before).map_err(StoreError::Aborted)?;
+        write_key_changes(&mut tx, &before, &after).await?;
+        if self.backend == Backend::Postgres {
+            tx.execute(format!("NOTIFY {KEY_CHANNEL}").as_str()).await?;
         }
         tx.commit().await?;
-        Ok(changed)
+        Ok(after)
     }
+}
+
+const KEY_COLUMNS: &str =
+    "kid, alg, state, public_jwk, private_key, kek_id, created_at, activated_at, retired_at";
+
+/// Writes the difference between two key lists: demotions first, so that the
+/// one-current-key-per-algorithm index holds after every statement.
+async fn write_key_changes(
+    tx: &mut Transaction<'static, Any>,
+    before: &[StoredKey],
+    after: &[StoredKey],
+) -> Result<(), StoreError> {
+    if let Some(gone) = before
+        .iter()
+        .find(|b| !after.iter().any(|a| a.kid == b.kid))
+    {
+        return Err(StoreError::Aborted(format!(
+            "an update may not delete key {}",
+            gone.kid
+        )));
+    }
+    let mut changed: Vec<&StoredKey> = after
+        .iter()
+        .filter(|a| {
+            before.iter().find(|b| b.kid == a.kid).is_some_and(|b| {
+                (b.state, b.activated_at, b.retired_at, &b.private_key)
+                    != (a.state, a.activated_at, a.retired_at, &a.private_key)
+            })
+        })
+        .collect();
+    changed.sort_by_key(|k| k.state == KeyState::Current);
+    for k in changed {
+        sqlx::query(
+            "UPDATE signing_keys SET state = $1, activated_at = $2, retired_at = $3, private_key = $4, kek_id = $5
+             WHERE kid = $6",
+        )
+        .bind(k.state.as_str())
+        .bind(k.activated_at)
+        .bind(k.retired_at)
+        .bind(k.private_key.as_ref().map(|w| w.bytes.clone()))
+        .bind(k.private_key.as_ref().map(|w| w.kek_id.clone()).unwrap_or_default())
+        .bind(&k.kid)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for k in after
+        .iter()
+        .filter(|a| !before.iter().any(|b| b.kid == a.kid))
+    {
+        let wrapped = k
+            .private_key
+            .as_ref()
+            .ok_or_else(|| StoreError::Aborted(format!("new key {} has no private key", k.kid)))?;
+        sqlx::query(&format!(
+            "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&k.kid)
+        .bind(k.alg.as_str())
+        .bind(k.state.as_str())
+        .bind(k.public_jwk.to_json().to_string())
+        .bind(&wrapped.bytes)
+        .bind(&wrapped.kek_id)
+        .bind(k.created_at)
+        .bind(k.activated_at)
+        .bind(k.retired_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -567,5 +592,33 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn key_change_listener(&self) -> Option<Box<dyn KeyChangeListener>> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let mut listener = match sqlx::postgres::PgListener::connect(&self.url).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for key changes; polling only");
+                return None;
+            }
+        };
+        if let Err(e) = listener.listen(KEY_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN for key changes; polling only");
+            return None;
+        }
+        Some(Box::new(PgKeyListener(listener)))
+    }
+}
+
+struct PgKeyListener(sqlx::postgres::PgListener);
+
+#[async_trait]
+impl KeyChangeListener for PgKeyListener {
+    async fn changed(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
     }
 }
