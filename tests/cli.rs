@@ -3,122 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use common::process::*;
 use common::*;
 use serde_json::Value;
-
-/// Runs the binary in `dir` with extra environment.
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin())
-        .current_dir(dir)
-        .args(args)
-        .env_remove("NOMOS_ISSUER_KEK")
-        .env_remove("NOMOS_ISSUER_DATABASE_URL")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_out(o: &Output) -> Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-/// `serve` as a child process; the address is read from its log.
-struct Serve {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Serve, String> {
-        let mut child = Command::new(bin())
-            .current_dir(dir)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("NOMOS_ISSUER_KEK")
-            .env_remove("NOMOS_ISSUER_DATABASE_URL")
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(String::new()));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut base = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(i) = line.find("addr=") {
-                let addr = line[i + 5..].split_whitespace().next().unwrap().to_owned();
-                base = Some(format!("http://{addr}"));
-                break;
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-        }
-        let Some(base) = base else {
-            let status = child.wait().unwrap();
-            return Err(format!("{status}: {}", log.lock().unwrap()));
-        };
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Ok(Serve { child, base, log })
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let log = self.log.lock().unwrap().clone();
-        (status, log)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn try_token(
-    base: &str,
-    client_id: &str,
-    secret: &str,
-) -> reqwest::Result<reqwest::Response> {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    reqwest::Client::new()
-        .post(format!("{base}/oauth2/token"))
-        .basic_auth(enc(client_id), Some(enc(secret)))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-}
-
-async fn token(base: &str, client_id: &str, secret: &str) -> reqwest::Response {
-    try_token(base, client_id, secret).await.unwrap()
-}
 
 async fn embedded_store(dir: &Path) -> Arc<dyn nomos_issuer::store::Store> {
     nomos_issuer::store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))

@@ -2,6 +2,8 @@
 //! server on port 0, and one method per endpoint.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
