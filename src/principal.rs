@@ -58,6 +58,23 @@ pub struct Credential {
     pub kind: CredentialKind,
 }
 
+impl Credential {
+    /// A credential of the given kind with a fresh id.
+    pub fn new(kind: CredentialKind) -> Self {
+        Credential {
+            id: random_id("cred_", 12),
+            kind,
+        }
+    }
+
+    /// A fresh client secret and the credential that stores only its hash.
+    pub fn new_secret() -> (ClientSecret, Self) {
+        let secret = ClientSecret::generate();
+        let hash = secret.hash();
+        (secret, Self::new(CredentialKind::Secret { hash }))
+    }
+}
+
 /// Everything the token endpoint needs about a client: its policy and credentials.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -159,10 +176,7 @@ mod tests {
             policy: OrgPolicy::default(),
             credentials: [&a, &b]
                 .iter()
-                .map(|s| Credential {
-                    id: random_id("cred_", 9),
-                    kind: CredentialKind::Secret { hash: s.hash() },
-                })
+                .map(|s| Credential::new(CredentialKind::Secret { hash: s.hash() }))
                 .collect(),
         };
         assert!(p.secret_matches(a.expose()));

@@ -591,27 +591,10 @@ async fn concurrent_mints_are_all_audited(backend: Backend) {
     let secret = create_org(app.store().as_ref(), "acme").await;
     let mut tasks = Vec::new();
     for _ in 0..64 {
-        let (http, url, secret) = (
-            app.http.clone(),
-            format!("{}/oauth2/token", app.base),
-            secret.clone(),
-        );
+        let (http, base, secret) = (app.http.clone(), app.base.clone(), secret.clone());
         tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!(
-                    "grant_type=client_credentials&client_id=org%2Facme&client_secret={secret}"
-                ))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let v: Value = r.json().await.unwrap();
-            claims(v["access_token"].as_str().unwrap())["jti"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            let token = mint_post(&http, &base, "org/acme", &secret).await;
+            claims(&token)["jti"].as_str().unwrap().to_owned()
         }));
     }
     let mut jtis = Vec::new();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::process::*;
 use common::*;
+use nomos_issuer::keys::keyring::fingerprint;
 use serde_json::Value;
 
 async fn embedded_store(dir: &Path) -> Arc<dyn nomos_issuer::store::Store> {
@@ -257,13 +258,7 @@ async fn a_wrong_or_missing_kek_stops_startup_and_changes_nothing() {
     json_out(&run(dir.path(), &["org", "create", "acme", "--json"], &[]));
     drop(Serve::start(dir.path(), &[], &[]).unwrap());
     let store = embedded_store(dir.path()).await;
-    let keys_before: Vec<_> = store
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.kid, k.state))
-        .collect();
+    let keys_before = fingerprint(&store.list_keys().await.unwrap());
     store.close().await;
     let kek_path = dir.path().join("keys/kek");
     let good_kek = std::fs::read(&kek_path).unwrap();
@@ -303,13 +298,7 @@ async fn a_wrong_or_missing_kek_stops_startup_and_changes_nothing() {
     std::fs::write(&kek_path, good_kek).unwrap();
     drop(Serve::start(dir.path(), &[], &[]).unwrap());
     let store = embedded_store(dir.path()).await;
-    let keys_after: Vec<_> = store
-        .list_keys()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| (k.kid, k.state))
-        .collect();
+    let keys_after = fingerprint(&store.list_keys().await.unwrap());
     assert_eq!(keys_before, keys_after);
 }
 

@@ -62,26 +62,9 @@ async fn a_caching_verifier_never_fails_across_rotations(backend: Backend) {
         // Under load: 8 concurrent mints per round.
         let mut batch = Vec::new();
         for _ in 0..8 {
-            let (http, url, secret) = (
-                app.http.clone(),
-                format!("{}/oauth2/token", app.base),
-                secret.clone(),
-            );
+            let (http, base, secret) = (app.http.clone(), app.base.clone(), secret.clone());
             batch.push(tokio::spawn(async move {
-                let r = http
-                    .post(url)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(format!(
-                        "grant_type=client_credentials&client_id=org%2Facme&client_secret={secret}"
-                    ))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                r.json::<Value>().await.unwrap()["access_token"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
+                mint_post(&http, &base, "org/acme", &secret).await
             }));
         }
         for t in batch {

@@ -9,7 +9,7 @@ use crate::app::{now, open_store};
 use crate::config::Settings;
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::PublicJwk;
-use crate::principal::{ClientSecret, Credential, CredentialKind, random_id};
+use crate::principal::{Credential, CredentialKind};
 
 /// `agent` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -38,25 +38,22 @@ pub async fn run(settings: Settings, cmd: AgentCommand) -> anyhow::Result<()> {
     } = cmd;
     let org = OrgId::parse(&org)?;
     let agent = AgentId::parse(&agent)?;
-    let (kind, secret) = match &public_key {
+    let (credential, secret, kids) = match &public_key {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let keys = PublicJwk::parse_set(&text).with_context(|| path.display().to_string())?;
-            (CredentialKind::PublicKeys(keys), None)
+            let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
+            (
+                Credential::new(CredentialKind::PublicKeys(keys)),
+                None,
+                kids,
+            )
         }
         None => {
-            let s = ClientSecret::generate();
-            (CredentialKind::Secret { hash: s.hash() }, Some(s))
+            let (secret, credential) = Credential::new_secret();
+            (credential, Some(secret), Vec::new())
         }
-    };
-    let kids: Vec<String> = match &kind {
-        CredentialKind::PublicKeys(keys) => keys.iter().map(|k| k.kid.clone()).collect(),
-        CredentialKind::Secret { .. } => Vec::new(),
-    };
-    let credential = Credential {
-        id: random_id("cred_", 12),
-        kind,
     };
     let store = open_store(&settings, false).await?;
     store

@@ -6,10 +6,7 @@ use serde_json::json;
 use crate::app::{now, open_store};
 use crate::config::Settings;
 use crate::ids::{Audience, OrgId, Subject};
-use crate::principal::{
-    ClientSecret, Credential, CredentialKind, DEFAULT_ORG_MAX_TTL, MAX_TOKEN_TTL, OrgPolicy,
-    random_id,
-};
+use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, MAX_TOKEN_TTL, OrgPolicy};
 
 /// `org` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -53,13 +50,7 @@ pub async fn run(settings: Settings, cmd: OrgCommand) -> anyhow::Result<()> {
     anyhow::ensure!(audiences.len() <= 100, "at most 100 audiences");
     let policy = OrgPolicy { audiences, max_ttl };
     let store = open_store(&settings, false).await?;
-    let secret = ClientSecret::generate();
-    let credential = Credential {
-        id: random_id("cred_", 12),
-        kind: CredentialKind::Secret {
-            hash: secret.hash(),
-        },
-    };
+    let (secret, credential) = Credential::new_secret();
     store
         .create_org(&org, &policy, &credential, now())
         .await

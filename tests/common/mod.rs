@@ -11,7 +11,7 @@ use std::sync::Arc;
 use nomos_issuer::config::{ConfigArgs, KekSource, Settings};
 use nomos_issuer::ids::{AgentId, OrgId};
 use nomos_issuer::keys::{Kek, PublicJwk};
-use nomos_issuer::principal::{ClientSecret, Credential, CredentialKind, OrgPolicy, random_id};
+use nomos_issuer::principal::{Credential, CredentialKind, OrgPolicy, random_id};
 use nomos_issuer::server::Server;
 use nomos_issuer::store::{self, Store};
 use serde_json::Value;
@@ -263,61 +263,64 @@ pub async fn create_org(store: &dyn Store, org: &str) -> String {
 }
 
 pub async fn create_org_with(store: &dyn Store, org: &str, policy: OrgPolicy) -> String {
-    let secret = ClientSecret::generate();
-    let cred = Credential {
-        id: random_id("cred_", 12),
-        kind: CredentialKind::Secret {
-            hash: secret.hash(),
-        },
-    };
+    let (secret, cred) = Credential::new_secret();
+    let now = nomos_issuer::app::now();
     store
-        .create_org(
-            &OrgId::parse(org).unwrap(),
-            &policy,
-            &cred,
-            nomos_issuer::app::now(),
-        )
+        .create_org(&OrgId::parse(org).unwrap(), &policy, &cred, now)
         .await
         .unwrap();
     secret.expose().to_owned()
 }
 
-/// Creates an agent with a secret; returns the secret.
-pub async fn create_agent(store: &dyn Store, org: &str, agent: &str) -> String {
-    let secret = ClientSecret::generate();
-    let cred = Credential {
-        id: random_id("cred_", 12),
-        kind: CredentialKind::Secret {
-            hash: secret.hash(),
-        },
-    };
+async fn add_agent(store: &dyn Store, org: &str, agent: &str, cred: Credential) {
+    let (org, agent) = (OrgId::parse(org).unwrap(), AgentId::parse(agent).unwrap());
     store
-        .create_agent(
-            &OrgId::parse(org).unwrap(),
-            &AgentId::parse(agent).unwrap(),
-            &cred,
-            nomos_issuer::app::now(),
-        )
+        .create_agent(&org, &agent, &cred, nomos_issuer::app::now())
         .await
         .unwrap();
+}
+
+/// Creates an agent with a secret; returns the secret.
+pub async fn create_agent(store: &dyn Store, org: &str, agent: &str) -> String {
+    let (secret, cred) = Credential::new_secret();
+    add_agent(store, org, agent, cred).await;
     secret.expose().to_owned()
 }
 
 /// Creates an agent authenticating with `private_key_jwt` for the given public JWK.
 pub async fn create_key_agent(store: &dyn Store, org: &str, agent: &str, public_jwk: &Value) {
-    let cred = Credential {
-        id: random_id("cred_", 12),
-        kind: CredentialKind::PublicKeys(vec![PublicJwk::parse(public_jwk).unwrap()]),
-    };
-    store
-        .create_agent(
-            &OrgId::parse(org).unwrap(),
-            &AgentId::parse(agent).unwrap(),
-            &cred,
-            nomos_issuer::app::now(),
-        )
+    let keys = vec![PublicJwk::parse(public_jwk).unwrap()];
+    add_agent(
+        store,
+        org,
+        agent,
+        Credential::new(CredentialKind::PublicKeys(keys)),
+    )
+    .await;
+}
+
+/// POSTs `client_secret_post` credentials; returns the token, asserting success.
+pub async fn mint_post(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    secret: &str,
+) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let r = http
+        .post(format!("{base}/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            enc(client_id),
+            enc(secret)
+        ))
+        .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Decodes the claims of a compact JWS without verifying it.
