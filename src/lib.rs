@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod http;
@@ -22,3 +23,4 @@ pub mod principal;
 pub mod rotation;
 pub mod server;
 pub mod store;
+pub mod workload;

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
+use crate::aws::session::SessionClaims;
 use crate::ids::{Audience, Subject};
 use crate::keys::PublicJwk;
 
@@ -84,6 +85,8 @@ pub struct Principal {
     pub policy: OrgPolicy,
     /// Its active credentials.
     pub credentials: Vec<Credential>,
+    /// Session claims for AWS: the agent's own setting, else its org's.
+    pub session_claims: SessionClaims,
 }
 
 impl Principal {
@@ -178,6 +181,7 @@ mod tests {
                 .iter()
                 .map(|s| Credential::new(CredentialKind::Secret { hash: s.hash() }))
                 .collect(),
+            session_claims: SessionClaims::default(),
         };
         assert!(p.secret_matches(a.expose()));
         assert!(p.secret_matches(b.expose()));

@@ -27,15 +27,57 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give one agent its own AWS session claims (replaces its setting), or
+    /// --inherit its org's again
+    SetClaims {
+        /// The org
+        org: String,
+        /// The agent
+        agent: String,
+        /// Drop the agent's own setting and use its org's
+        #[arg(long, conflicts_with_all = ["session_tags", "tags", "transitive", "source_identity"])]
+        inherit: bool,
+        /// The claims
+        #[command(flatten)]
+        claims: super::ClaimsArgs,
+    },
 }
 
 pub async fn run(settings: Settings, cmd: AgentCommand) -> anyhow::Result<()> {
-    let AgentCommand::Create {
-        org,
-        agent,
-        public_key,
-        json,
-    } = cmd;
+    let (org, agent, public_key, json) = match cmd {
+        AgentCommand::SetClaims {
+            org,
+            agent,
+            inherit,
+            claims,
+        } => {
+            let subject = Subject::Agent(OrgId::parse(&org)?, AgentId::parse(&agent)?);
+            let claims = if inherit {
+                None
+            } else {
+                Some(claims.to_claims(&subject)?)
+            };
+            let store = open_store(&settings, false).await?;
+            store
+                .set_session_claims(&subject, claims.as_ref())
+                .await
+                .with_context(|| format!("cannot set the session claims of {subject}"))?;
+            match claims {
+                Some(c) => println!(
+                    "session claims of {subject}: {}",
+                    serde_json::to_string(&c)?
+                ),
+                None => println!("{subject} now inherits the session claims of its org"),
+            }
+            return Ok(());
+        }
+        AgentCommand::Create {
+            org,
+            agent,
+            public_key,
+            json,
+        } => (org, agent, public_key, json),
+    };
     let org = OrgId::parse(&org)?;
     let agent = AgentId::parse(&agent)?;
     let (credential, secret, kids) = match &public_key {

@@ -1,6 +1,7 @@
 //! The command line: one file per command group.
 
 mod agent;
+mod aws;
 mod keys;
 mod org;
 mod serve;
@@ -45,9 +46,12 @@ pub enum Command {
     /// Mint tokens locally (audited like any other)
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Inspect signing keys
+    /// Inspect and rotate signing keys
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Connect AWS: provider parameters, trust policies, lint, a live check
+    #[command(subcommand)]
+    Aws(aws::AwsCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -75,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(cmd) => agent::run(settings, cmd).await,
         Command::Token(cmd) => token::run(settings, cmd).await,
         Command::Keys(cmd) => keys::run(settings, cmd).await,
+        Command::Aws(cmd) => aws::run(settings, cmd).await,
     }
 }
 
@@ -84,4 +89,73 @@ fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values serialise")
     );
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Flags that set AWS session claims (replacing the whole setting).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClaimsArgs {
+    /// Tokens carry session tags (org, agent and --tag); the role must allow sts:TagSession
+    #[arg(long)]
+    pub session_tags: bool,
+    /// An extra principal tag KEY=VALUE (repeat; needs --session-tags)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// A transitive tag key (repeat; needs --session-tags)
+    #[arg(long = "transitive-tag", value_name = "KEY")]
+    pub transitive: Vec<String>,
+    /// Tokens carry a source identity (<agent>@<org>); the role must allow sts:SetSourceIdentity
+    #[arg(long)]
+    pub source_identity: bool,
+}
+
+impl ClaimsArgs {
+    /// The validated setting, with AWS's limits enforced.
+    pub fn to_claims(
+        &self,
+        subject: &crate::ids::Subject,
+    ) -> anyhow::Result<crate::aws::session::SessionClaims> {
+        use crate::aws::session::SessionClaims;
+        let mut extra_tags = std::collections::BTreeMap::new();
+        for t in &self.tags {
+            let (k, v) = t
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--tag {t:?}: use KEY=VALUE"))?;
+            if extra_tags.insert(k.to_owned(), v.to_owned()).is_some() {
+                anyhow::bail!("--tag {k:?} is given twice: a session tag has one value");
+            }
+        }
+        let claims = SessionClaims {
+            tags: self.session_tags,
+            extra_tags,
+            transitive: self.transitive.clone(),
+            source_identity: self.source_identity,
+        };
+        claims.validate().map_err(anyhow::Error::msg)?;
+        if claims.source_identity {
+            SessionClaims::source_identity_of(subject).map_err(anyhow::Error::msg)?;
+        }
+        Ok(claims)
+    }
 }

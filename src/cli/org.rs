@@ -25,15 +25,40 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set the AWS session claims of an org's tokens (replaces the whole setting;
+    /// no flags turns them off). Agents inherit it unless they have their own
+    SetClaims {
+        /// The org
+        org: String,
+        /// The claims
+        #[command(flatten)]
+        claims: super::ClaimsArgs,
+    },
 }
 
 pub async fn run(settings: Settings, cmd: OrgCommand) -> anyhow::Result<()> {
-    let OrgCommand::Create {
-        org,
-        audiences,
-        max_ttl,
-        json,
-    } = cmd;
+    let (org, audiences, max_ttl, json) = match cmd {
+        OrgCommand::SetClaims { org, claims } => {
+            let subject = Subject::Org(OrgId::parse(&org)?);
+            let claims = claims.to_claims(&subject)?;
+            let store = open_store(&settings, false).await?;
+            store
+                .set_session_claims(&subject, Some(&claims))
+                .await
+                .with_context(|| format!("cannot set the session claims of {subject}"))?;
+            println!(
+                "session claims of {subject}: {}",
+                serde_json::to_string(&claims)?
+            );
+            return Ok(());
+        }
+        OrgCommand::Create {
+            org,
+            audiences,
+            max_ttl,
+            json,
+        } => (org, audiences, max_ttl, json),
+    };
     let org = OrgId::parse(&org)?;
     let audiences = if audiences.is_empty() {
         vec![Audience::sts()]

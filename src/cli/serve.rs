@@ -29,7 +29,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         kid = server.app.keys.get().signer.kid(),
         "nomos-issuer listening"
     );
-    shutdown_signal().await;
+    super::shutdown_signal().await;
     tracing::info!("shutting down: draining requests and flushing the audit");
     server.stop().await?;
     tracing::info!("stopped");
@@ -45,25 +45,4 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     anyhow::ensure!(pending == 0, "{pending} migration(s) still pending");
     eprintln!("schema is up to date ({:?} store)", store.backend());
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

@@ -1,5 +1,8 @@
 //! `token mint`: local minting for operators and tests, audited like any token.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use serde_json::json;
 
@@ -7,6 +10,10 @@ use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
+use crate::workload::{
+    ClientCredential, FetchError, backoff, fetch_token, refresh_after, role_session_name,
+    write_atomically,
+};
 
 /// `token` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -27,16 +34,57 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Workload helper: get a token from --issuer once and write it to a file for
+    /// AWS_WEB_IDENTITY_TOKEN_FILE
+    Fetch(HelperArgs),
+    /// Workload helper: keep a token file fresh (refresh at 80% of the lifetime,
+    /// back off with jitter on errors, exit cleanly on SIGTERM)
+    Watch(HelperArgs),
+}
+
+/// Options of the workload helper.
+#[derive(Debug, clap::Args)]
+pub struct HelperArgs {
+    /// The client id: org/ORG or org/ORG/agent/AGENT
+    #[arg(long)]
+    pub client_id: String,
+    /// File holding the client secret
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "private_key_file",
+        required_unless_present = "private_key_file"
+    )]
+    pub client_secret_file: Option<PathBuf>,
+    /// File holding a private JWK (private_key_jwt)
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// Where to write the token (atomically, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The audience to ask for [default: the issuer's default, sts.amazonaws.com]
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The role to assume, printed as AWS_ROLE_ARN
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// Extra PEM CA certificates to trust (a private CA)
+    #[arg(long, value_name = "PEM_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Mint {
-        org,
-        agent,
-        audience,
-        ttl,
-        json,
-    } = cmd;
+    let (org, agent, audience, ttl, json) = match cmd {
+        TokenCommand::Fetch(args) => return helper(&settings, args, false).await,
+        TokenCommand::Watch(args) => return helper(&settings, args, true).await,
+        TokenCommand::Mint {
+            org,
+            agent,
+            audience,
+            ttl,
+            json,
+        } => (org, agent, audience, ttl, json),
+    };
     let org = OrgId::parse(&org)?;
     let subject = match agent {
         Some(a) => Subject::Agent(org, AgentId::parse(&a)?),
@@ -67,6 +115,10 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             subject.org()
         );
     }
+    let aws_claims = principal
+        .session_claims
+        .claims(&subject)
+        .map_err(anyhow::Error::msg)?;
     let (_manager, published) = start_keys(store.clone(), &settings).await?;
     let minted = mint(
         &published.signer,
@@ -76,6 +128,7 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             audience: &audience,
             ttl,
             auth_method: "cli",
+            aws_claims: &aws_claims,
         },
         now(),
     );
@@ -96,4 +149,114 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
         println!("{}", minted.token);
     }
     Ok(())
+}
+
+struct Helper {
+    http: reqwest::Client,
+    issuer: String,
+    args: HelperArgs,
+    credential: ClientCredential,
+}
+
+impl Helper {
+    /// Discovers the token endpoint, fetches a token and writes the file.
+    async fn refresh(&self) -> Result<u64, FetchError> {
+        let discovery: serde_json::Value = self
+            .http
+            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| FetchError::Transport(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        let endpoint = discovery["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| FetchError::Transport("discovery has no token_endpoint".into()))?;
+        let fetched = fetch_token(
+            &self.http,
+            endpoint,
+            &self.args.client_id,
+            &self.credential,
+            self.args.audience.as_deref(),
+            now(),
+        )
+        .await?;
+        write_atomically(&self.args.out, fetched.token.as_bytes()).map_err(|e| {
+            FetchError::Transport(format!("cannot write {}: {e}", self.args.out.display()))
+        })?;
+        Ok(fetched.expires_in)
+    }
+}
+
+async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
+    let credential = ClientCredential::load(
+        args.client_secret_file.as_deref(),
+        args.private_key_file.as_deref(),
+    )?;
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(f) = &args.ca_file {
+        let pem = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let h = Helper {
+        http: http.build()?,
+        issuer: settings.issuer.clone(),
+        args,
+        credential,
+    };
+    let print_env = |h: &Helper| {
+        let path = std::path::absolute(&h.args.out).unwrap_or_else(|_| h.args.out.clone());
+        println!("export AWS_WEB_IDENTITY_TOKEN_FILE={}", path.display());
+        match &h.args.role_arn {
+            Some(arn) => println!("export AWS_ROLE_ARN={arn}"),
+            None => println!("# export AWS_ROLE_ARN=arn:aws:iam::<account>:role/<role>"),
+        }
+        println!(
+            "export AWS_ROLE_SESSION_NAME={}",
+            role_session_name(&h.args.client_id)
+        );
+    };
+    if !watch {
+        let expires_in = h.refresh().await?;
+        eprintln!(
+            "wrote a token valid for {expires_in} s to {}",
+            h.args.out.display()
+        );
+        print_env(&h);
+        return Ok(());
+    }
+    let mut printed = false;
+    let mut attempt = 0u32;
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let wait = match h.refresh().await {
+            Ok(expires_in) => {
+                attempt = 0;
+                tracing::info!(expires_in, file = %h.args.out.display(), "token refreshed");
+                if !printed {
+                    print_env(&h);
+                    printed = true;
+                }
+                refresh_after(expires_in)
+            }
+            Err(e) => {
+                let wait = backoff(attempt);
+                attempt = attempt.saturating_add(1);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "token refresh failed; the previous token file is left as it was");
+                wait
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut shutdown => {
+                tracing::info!("stopping: the token file stays until it expires");
+                return Ok(());
+            }
+        }
+    }
 }

@@ -97,6 +97,10 @@ impl TokenService {
                 ),
             ));
         }
+        let aws_claims = principal
+            .session_claims
+            .claims(&principal.subject)
+            .map_err(|e| OAuthError::new(ErrorCode::UnauthorizedClient, e))?;
         let ttl = self.token_ttl.min(principal.policy.max_ttl);
         let published = self.keys.get();
         let minted = mint(
@@ -107,6 +111,7 @@ impl TokenService {
                 audience: &audience,
                 ttl,
                 auth_method: method.as_str(),
+                aws_claims: &aws_claims,
             },
             now,
         );

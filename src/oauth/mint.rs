@@ -1,6 +1,9 @@
 //! The claims of a token and minting itself: pure, no I/O.
 
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::session::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
 
 use crate::audit::AuditRecord;
 use crate::ids::{Audience, Subject};
@@ -29,6 +32,18 @@ pub struct Claims<'a> {
     /// The agent id, on agent tokens only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<&'a str>,
+    /// AWS session tags, when the org or agent turned them on.
+    #[serde(
+        rename = "https://aws.amazon.com/tags",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub session_tags: Option<&'a Value>,
+    /// AWS source identity, when turned on.
+    #[serde(
+        rename = "https://aws.amazon.com/source_identity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub source_identity: Option<&'a Value>,
 }
 
 /// What to mint.
@@ -42,6 +57,8 @@ pub struct MintRequest<'a> {
     pub ttl: u32,
     /// How the client authenticated, for the audit.
     pub auth_method: &'static str,
+    /// Extra AWS claims (from `SessionClaims::claims`).
+    pub aws_claims: &'a [(&'static str, Value)],
 }
 
 /// A minted token and its audit record.
@@ -53,6 +70,10 @@ pub struct Minted {
     pub expires_in: u32,
     /// The row to commit before the token is handed out.
     pub record: AuditRecord,
+}
+
+fn aws_claim<'a>(claims: &'a [(&'static str, Value)], name: &str) -> Option<&'a Value> {
+    claims.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
 /// Signs a token for `req` at `now`.
@@ -68,6 +89,8 @@ pub fn mint(signer: &Signer, issuer: &str, req: MintRequest<'_>, now: i64) -> Mi
         jti: random_id("", 16),
         org_id: req.subject.org().as_str(),
         agent_id: req.subject.agent().map(|a| a.as_str()),
+        session_tags: aws_claim(req.aws_claims, TAGS_CLAIM),
+        source_identity: aws_claim(req.aws_claims, SOURCE_IDENTITY_CLAIM),
     };
     let body = serde_json::to_vec(&claims).expect("claims serialise");
     let token = signer.sign(&body);

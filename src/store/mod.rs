@@ -13,6 +13,7 @@ use async_trait::async_trait;
 pub use sql::SqlStore;
 
 use crate::audit::AuditRecord;
+use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
 use crate::principal::{Credential, OrgPolicy, Principal};
@@ -81,6 +82,17 @@ pub trait PrincipalStore: Send + Sync {
 
     /// The principal behind a subject with its active credentials, if it exists.
     async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError>;
+
+    /// Every org's and agent's effective session claims (for `aws lint`).
+    async fn session_claims_all(&self) -> Result<Vec<(Subject, SessionClaims)>, StoreError>;
+
+    /// Sets the AWS session claims of an org, or of one agent (`None` on an
+    /// agent: inherit the org's).
+    async fn set_session_claims(
+        &self,
+        subject: &Subject,
+        claims: Option<&SessionClaims>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The audit log of issued tokens.

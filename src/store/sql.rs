@@ -18,6 +18,7 @@ use super::{
     ReplayGuard, Store, StoreError,
 };
 use crate::audit::AuditRecord;
+use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
 use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
@@ -30,19 +31,52 @@ pub struct SqlStore {
     url: String,
 }
 
+/// The migrations of each backend, embedded in the binary: (version, name, SQL).
+fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 2] {
+    match backend {
+        Backend::Postgres => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "session claims",
+                include_str!("../../migrations/postgres/0002_session_claims.sql"),
+            ),
+        ],
+        Backend::Sqlite => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "session claims",
+                include_str!("../../migrations/sqlite/0002_session_claims.sql"),
+            ),
+        ],
+    }
+}
+
 fn migrator(backend: Backend) -> Migrator {
-    let init = match backend {
-        Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
-        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-    };
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Borrowed(init),
-            false,
-        )]),
+        migrations: Cow::Owned(
+            migrations(backend)
+                .into_iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
         ignore_missing: false,
         locking: true,
         no_tx: false,
@@ -401,10 +435,12 @@ impl PrincipalStore for SqlStore {
 
     async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError> {
         let org = subject.org();
-        let Some(row) = sqlx::query("SELECT audiences, max_ttl_seconds FROM orgs WHERE id = $1")
-            .bind(org.as_str())
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) = sqlx::query(
+            "SELECT audiences, max_ttl_seconds, session_claims FROM orgs WHERE id = $1",
+        )
+        .bind(org.as_str())
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
@@ -417,15 +453,24 @@ impl PrincipalStore for SqlStore {
             max_ttl: u32::try_from(max_ttl)
                 .map_err(|_| corrupt(format!("org {org}: bad max ttl")))?,
         };
+        let read_claims = |text: Option<String>| -> Result<Option<SessionClaims>, StoreError> {
+            text.map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|_| corrupt(format!("{subject}: unreadable session claims")))
+        };
+        let mut session_claims = read_claims(row.try_get("session_claims")?)?.unwrap_or_default();
         if let Some(agent) = subject.agent() {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT id FROM agents WHERE org_id = $1 AND id = $2")
+            let Some(agent_row) =
+                sqlx::query("SELECT session_claims FROM agents WHERE org_id = $1 AND id = $2")
                     .bind(org.as_str())
                     .bind(agent.as_str())
                     .fetch_optional(&self.pool)
-                    .await?;
-            if found.is_none() {
+                    .await?
+            else {
                 return Ok(None);
+            };
+            if let Some(own) = read_claims(agent_row.try_get("session_claims")?)? {
+                session_claims = own;
             }
         }
         let rows = sqlx::query(
@@ -443,7 +488,69 @@ impl PrincipalStore for SqlStore {
             subject: subject.clone(),
             policy,
             credentials,
+            session_claims,
         }))
+    }
+
+    async fn session_claims_all(&self) -> Result<Vec<(Subject, SessionClaims)>, StoreError> {
+        let parse = |t: Option<String>| -> Option<SessionClaims> {
+            t.and_then(|t| serde_json::from_str(&t).ok())
+        };
+        let orgs = sqlx::query("SELECT id, session_claims FROM orgs")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        let mut by_org = std::collections::HashMap::new();
+        for row in &orgs {
+            let id: String = row.try_get("id")?;
+            let Ok(org) = OrgId::parse(&id) else { continue };
+            let claims = parse(row.try_get("session_claims")?).unwrap_or_default();
+            by_org.insert(id, claims.clone());
+            out.push((Subject::Org(org), claims));
+        }
+        let agents = sqlx::query("SELECT org_id, id, session_claims FROM agents")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in &agents {
+            let (org, id): (String, String) = (row.try_get("org_id")?, row.try_get("id")?);
+            let (Ok(o), Ok(a)) = (OrgId::parse(&org), AgentId::parse(&id)) else {
+                continue;
+            };
+            let claims = parse(row.try_get("session_claims")?)
+                .or_else(|| by_org.get(&org).cloned())
+                .unwrap_or_default();
+            out.push((Subject::Agent(o, a), claims));
+        }
+        Ok(out)
+    }
+
+    async fn set_session_claims(
+        &self,
+        subject: &Subject,
+        claims: Option<&SessionClaims>,
+    ) -> Result<(), StoreError> {
+        let text = claims.map(|c| serde_json::to_string(c).expect("claims serialise"));
+        let done = match subject.agent() {
+            None => {
+                sqlx::query("UPDATE orgs SET session_claims = $1 WHERE id = $2")
+                    .bind(text)
+                    .bind(subject.org().as_str())
+                    .execute(&self.pool)
+                    .await?
+            }
+            Some(agent) => {
+                sqlx::query("UPDATE agents SET session_claims = $1 WHERE org_id = $2 AND id = $3")
+                    .bind(text)
+                    .bind(subject.org().as_str())
+                    .bind(agent.as_str())
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(subject.to_string()));
+        }
+        Ok(())
     }
 }
 

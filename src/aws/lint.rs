@@ -1,0 +1,405 @@
+//! `aws lint`: checks a role trust policy against this issuer, with a fix for
+//! every finding.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::iam::{Statement, glob, parse};
+use super::policy::host_path;
+use super::session::SessionClaims;
+use crate::ids::{OrgId, Subject};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The policy is unsafe or cannot work: `aws lint` exits non-zero.
+    Error,
+    /// Works, but looser or noisier than it needs to be.
+    Warning,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Which statement (Sid or index).
+    pub statement: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{sev} [{}]: {}\n  fix: {}",
+            self.statement, self.message, self.fix
+        )
+    }
+}
+
+/// What the issuer would put in tokens for a subject pattern: `None` when unknown.
+pub type ClaimsLookup<'a> = dyn Fn(&OrgId, Option<&str>) -> Option<SessionClaims> + 'a;
+
+/// Whether a `sub` pattern stays inside one org: it must start `org/<id>/`
+/// before any wildcard, so that it cannot match `org/<id>-other/...`.
+fn org_of_pattern(pattern: &str) -> Option<OrgId> {
+    let rest = pattern.strip_prefix("org/")?;
+    let (org, _) = rest.split_once('/')?;
+    if org.contains(['*', '?']) {
+        return None;
+    }
+    OrgId::parse(org).ok()
+}
+
+fn is_web_identity(st: &Statement) -> bool {
+    st.actions
+        .iter()
+        .any(|a| glob(&a.to_ascii_lowercase(), "sts:assumerolewithwebidentity"))
+}
+
+fn allows(st: &Statement, action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    st.actions
+        .iter()
+        .any(|a| glob(&a.to_ascii_lowercase(), &action))
+}
+
+/// Lints `doc` for `issuer`. `claims` says, where the store knows, whether the
+/// subjects a statement admits get session tags or a source identity.
+pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding> {
+    let hp = host_path(issuer);
+    let (aud_key, sub_key) = (format!("{hp}:aud"), format!("{hp}:sub"));
+    let mut out = Vec::new();
+    let statements = match parse(doc) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![Finding {
+                severity: Severity::Error,
+                statement: "-".into(),
+                message: e.to_string(),
+                fix: "give a JSON trust policy with a Statement list".into(),
+            }];
+        }
+    };
+    if doc.get("Version").and_then(Value::as_str) != Some("2012-10-17") {
+        out.push(Finding {
+            severity: Severity::Warning,
+            statement: "-".into(),
+            message: "Version is not 2012-10-17".into(),
+            fix: "set \"Version\": \"2012-10-17\"; older versions do not support policy variables"
+                .into(),
+        });
+    }
+    for (i, st) in statements.iter().enumerate() {
+        if st.effect != "Allow" || !is_web_identity(st) {
+            continue;
+        }
+        let name = st.sid.clone().unwrap_or_else(|| format!("statement {i}"));
+        let mut push = |severity, message: String, fix: String| {
+            out.push(Finding {
+                severity,
+                statement: name.clone(),
+                message,
+                fix,
+            })
+        };
+        // The principal must be this issuer's provider.
+        if !st.other_principals.is_empty() {
+            push(
+                Severity::Error,
+                format!(
+                    "the principal admits {:?}, not only this issuer's OIDC provider",
+                    st.other_principals
+                ),
+                format!(
+                    "use \"Principal\": {{\"Federated\": \"arn:aws:iam::<account>:oidc-provider/{hp}\"}}"
+                ),
+            );
+        }
+        let ours = |f: &String| {
+            f.split_once(":oidc-provider/")
+                .is_some_and(|(arn, url)| arn.starts_with("arn:") && url == hp)
+        };
+        if st.federated.is_empty() {
+            push(
+                Severity::Error,
+                "no Federated principal".into(),
+                format!(
+                    "add \"Principal\": {{\"Federated\": \"arn:aws:iam::<account>:oidc-provider/{hp}\"}}"
+                ),
+            );
+        } else if !st.federated.iter().any(ours) {
+            push(
+                Severity::Error,
+                format!(
+                    "the principal {:?} is the OIDC provider of another URL, not {hp}",
+                    st.federated
+                ),
+                format!(
+                    "use the provider ARN ending in :oidc-provider/{hp} (register it with `nomos-issuer aws provider`)"
+                ),
+            );
+        }
+        // Where do the aud and sub conditions stand?
+        let find = |key: &str| -> Vec<(String, Vec<String>)> {
+            st.conditions
+                .iter()
+                .filter_map(|(op, keys)| keys.get(key).map(|v| (op.clone(), v.clone())))
+                .collect()
+        };
+        let positive = |op: &str| !op.contains("Not");
+        let aud = find(&aud_key);
+        if !aud.iter().any(|(op, _)| positive(op)) {
+            push(
+                Severity::Error,
+                format!(
+                    "no condition on {aud_key}: a token minted for any audience of this issuer is accepted"
+                ),
+                format!("add \"StringEquals\": {{\"{aud_key}\": \"sts.amazonaws.com\"}}"),
+            );
+        }
+        for (op, values) in &aud {
+            if op.contains("Like") && positive(op) {
+                push(
+                    Severity::Warning,
+                    format!("{op} on {aud_key}: an audience is an exact value"),
+                    format!("use \"StringEquals\": {{\"{aud_key}\": {values:?}}}"),
+                );
+            }
+        }
+        let sub = find(&sub_key);
+        if !sub.iter().any(|(op, _)| positive(op)) {
+            push(
+                Severity::Error,
+                format!(
+                    "no condition on {sub_key}: every org and agent of this issuer can assume the role"
+                ),
+                format!(
+                    "add \"StringEquals\": {{\"{sub_key}\": \"org/<org>/agent/<agent>\"}} (or StringLike \"org/<org>/agent/*\" for every agent of one org)"
+                ),
+            );
+        }
+        let mut admitted: Vec<(OrgId, Option<String>)> = Vec::new();
+        for (op, values) in sub.iter().filter(|(op, _)| positive(op)) {
+            let like = op.contains("Like");
+            for v in values {
+                let wild = like && v.contains(['*', '?']);
+                if like && !wild {
+                    push(
+                        Severity::Warning,
+                        format!("{op} on {sub_key} with {v:?}, which has no wildcard"),
+                        format!("use \"StringEquals\": {{\"{sub_key}\": \"{v}\"}}"),
+                    );
+                }
+                if !wild {
+                    match Subject::parse(v) {
+                        Ok(s) => admitted.push((s.org().clone(), s.agent().map(|a| a.to_string()))),
+                        Err(_) => push(
+                            Severity::Warning,
+                            format!(
+                                "{v:?} is not a subject this issuer issues; the condition never matches"
+                            ),
+                            "use org/<org> or org/<org>/agent/<agent> with ids of a-z, 0-9 and -"
+                                .into(),
+                        ),
+                    }
+                    continue;
+                }
+                match org_of_pattern(v) {
+                    None => push(
+                        Severity::Error,
+                        format!(
+                            "the pattern {v:?} on {sub_key} crosses org boundaries: it also matches subjects of other orgs (org/acme* matches org/acme-evil/...)"
+                        ),
+                        format!(
+                            "use \"StringLike\": {{\"{sub_key}\": \"org/<org>/agent/*\"}}, or StringEquals with exact subjects"
+                        ),
+                    ),
+                    Some(org) => {
+                        let canonical = format!("org/{org}/agent/*");
+                        if *v != canonical {
+                            push(
+                                Severity::Warning,
+                                format!(
+                                    "the pattern {v:?} stays inside org {org} but is not the documented form"
+                                ),
+                                format!(
+                                    "use \"{canonical}\" for every agent of {org}, or StringEquals with exact subjects"
+                                ),
+                            );
+                        }
+                        admitted.push((org, None));
+                    }
+                }
+            }
+        }
+        // Session claims the admitted subjects get versus what the role allows.
+        for (org, agent) in &admitted {
+            let who = match agent {
+                Some(a) => format!("org/{org}/agent/{a}"),
+                None => format!("org/{org}"),
+            };
+            let Some(c) = claims(org, agent.as_deref()) else {
+                continue;
+            };
+            for (on, action, what) in [
+                (c.tags, "sts:TagSession", "session tags"),
+                (
+                    c.source_identity,
+                    "sts:SetSourceIdentity",
+                    "a source identity",
+                ),
+            ] {
+                match (on, allows(st, action)) {
+                    (true, false) => push(
+                        Severity::Error,
+                        format!(
+                            "tokens of {who} carry {what}, but the policy does not allow {action}: STS rejects them"
+                        ),
+                        format!("add \"{action}\" to Action"),
+                    ),
+                    (false, true) => push(
+                        Severity::Warning,
+                        format!("{action} is allowed, but the issuer sends no {what} for {who}"),
+                        format!("remove \"{action}\" from Action, or turn {what} on for {who}"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out.sort_by_key(|f| f.severity);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ISSUER: &str = "https://id.example.com/orgs/acme";
+
+    fn policy(cond: Value, actions: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "S", "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::111122223333:oidc-provider/id.example.com/orgs/acme"},
+            "Action": actions, "Condition": cond}]})
+    }
+
+    fn none(_: &OrgId, _: Option<&str>) -> Option<SessionClaims> {
+        Some(SessionClaims::default())
+    }
+
+    fn messages(doc: &Value) -> Vec<String> {
+        lint(doc, ISSUER, &none)
+            .iter()
+            .map(|f| f.to_string())
+            .collect()
+    }
+
+    const AUD: &str = "id.example.com/orgs/acme:aud";
+    const SUB: &str = "id.example.com/orgs/acme:sub";
+
+    #[test]
+    fn the_generated_policy_is_clean() {
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com", SUB: "org/acme/agent/deployer"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        assert!(messages(&doc).is_empty(), "{:?}", messages(&doc));
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com"}, "StringLike": {SUB: "org/acme/agent/*"}}),
+            json!(["sts:AssumeRoleWithWebIdentity"]),
+        );
+        assert!(messages(&doc).is_empty(), "{:?}", messages(&doc));
+    }
+
+    #[test]
+    fn every_classic_hole_is_an_error_with_a_fix() {
+        let cases = [
+            (
+                json!({"StringLike": {AUD: "sts.amazonaws.com", SUB: "org/acme*"}}),
+                "crosses org boundaries",
+            ),
+            (
+                json!({"StringLike": {SUB: "*"}, "StringEquals": {AUD: "sts.amazonaws.com"}}),
+                "crosses org boundaries",
+            ),
+            (
+                json!({"StringEquals": {SUB: "org/acme/agent/x"}}),
+                "no condition on id.example.com/orgs/acme:aud",
+            ),
+            (
+                json!({"StringEquals": {AUD: "sts.amazonaws.com"}}),
+                "every org and agent",
+            ),
+        ];
+        for (cond, want) in cases {
+            let f = lint(
+                &policy(cond.clone(), json!("sts:AssumeRoleWithWebIdentity")),
+                ISSUER,
+                &none,
+            );
+            let hit = f
+                .iter()
+                .find(|f| f.message.contains(want))
+                .unwrap_or_else(|| panic!("{cond}: {f:?}"));
+            assert_eq!(hit.severity, Severity::Error);
+            assert!(!hit.fix.is_empty());
+        }
+        let mut other = policy(
+            json!({"StringEquals": {AUD: "a", SUB: "org/acme"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        other["Statement"][0]["Principal"]["Federated"] =
+            "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com".into();
+        assert!(messages(&other)[0].contains("another URL"));
+    }
+
+    #[test]
+    fn looser_than_needed_is_a_warning() {
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com"}, "StringLike": {SUB: "org/acme/agent/deployer"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        let f = lint(&doc, ISSUER, &none);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].fix.contains("StringEquals"));
+    }
+
+    #[test]
+    fn tags_must_match_the_issuer() {
+        let tags_on = |_: &OrgId, _: Option<&str>| {
+            Some(SessionClaims {
+                tags: true,
+                ..Default::default()
+            })
+        };
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com", SUB: "org/acme/agent/x"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        let f = lint(&doc, ISSUER, &tags_on);
+        assert!(
+            f[0].message.contains("sts:TagSession") && f[0].severity == Severity::Error,
+            "{f:?}"
+        );
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com", SUB: "org/acme/agent/x"}}),
+            json!(["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]),
+        );
+        assert!(lint(&doc, ISSUER, &tags_on).is_empty());
+        let f = lint(&doc, ISSUER, &none);
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+}

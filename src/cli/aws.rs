@@ -1,0 +1,211 @@
+//! `aws provider | trust-policy | lint | check`: connecting an AWS account.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::app::open_store;
+use crate::aws::lint::{Severity, lint};
+use crate::aws::policy::{Binding, Provider, terraform};
+use crate::aws::session::SessionClaims;
+use crate::config::Settings;
+use crate::ids::{AgentId, Audience, OrgId, Subject};
+
+/// `aws` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AwsCommand {
+    /// Print what `aws iam create-open-id-connect-provider` needs for this issuer
+    Provider {
+        /// Take the client ids (audiences) from this org [default: sts.amazonaws.com]
+        #[arg(long)]
+        org: Option<String>,
+        /// Also print the SHA-1 thumbprint of the top intermediate certificate, read
+        /// from the live TLS chain of the discovery host (and the jwks_uri host)
+        #[arg(long)]
+        thumbprint: bool,
+        /// Extra PEM CA certificates to trust (for a private CA)
+        #[arg(long, value_name = "PEM_FILE")]
+        ca_file: Option<PathBuf>,
+        /// Output: cli (a ready command line) or json
+        #[arg(long, default_value = "cli")]
+        format: String,
+    },
+    /// Print a role trust policy that admits one agent (or every agent) of an org
+    TrustPolicy {
+        /// The AWS account id the OIDC provider is registered in
+        #[arg(long)]
+        account: String,
+        /// The org
+        #[arg(long)]
+        org: String,
+        /// The one agent to admit
+        #[arg(
+            long,
+            conflicts_with = "any_agent",
+            required_unless_present = "any_agent"
+        )]
+        agent: Option<String>,
+        /// Admit every agent of the org (StringLike org/<org>/agent/*)
+        #[arg(long)]
+        any_agent: bool,
+        /// The token audience [default: sts.amazonaws.com]
+        #[arg(long)]
+        audience: Option<String>,
+        /// Tokens carry session tags: allow sts:TagSession
+        #[arg(long)]
+        tags: bool,
+        /// Tokens carry a source identity: allow sts:SetSourceIdentity
+        #[arg(long)]
+        source_identity: bool,
+        /// json or terraform
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// AWS partition
+        #[arg(long, default_value = "aws")]
+        partition: String,
+    },
+    /// Check a trust policy file against this issuer; exits 1 on any error
+    Lint {
+        /// The trust policy (JSON)
+        file: PathBuf,
+    },
+    /// Look at this issuer the way STS would and report what would fail
+    Check(crate::aws::doctor::CheckArgs),
+}
+
+pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
+    match cmd {
+        AwsCommand::TrustPolicy {
+            account,
+            org,
+            agent,
+            any_agent: _,
+            audience,
+            tags,
+            source_identity,
+            format,
+            partition,
+        } => {
+            warn_not_https(&settings.issuer);
+            let provider = Provider::new(&settings.issuer, &account, &partition)?;
+            let binding = Binding {
+                org: OrgId::parse(&org)?,
+                agent: agent.as_deref().map(AgentId::parse).transpose()?,
+                audience: audience
+                    .as_deref()
+                    .map(Audience::parse)
+                    .transpose()?
+                    .unwrap_or_else(Audience::sts),
+                tags,
+                source_identity,
+            };
+            let doc = binding.trust_policy(&provider);
+            match format.as_str() {
+                "json" => super::print_json(&doc),
+                "terraform" => print!("{}", terraform(&binding, &doc)),
+                other => bail!("--format {other}: use json or terraform"),
+            }
+            Ok(())
+        }
+        AwsCommand::Lint { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let known = known_claims(&settings).await;
+            let lookup = |org: &OrgId, agent: Option<&str>| -> Option<SessionClaims> {
+                let subject = match agent {
+                    Some(a) => Subject::Agent(org.clone(), AgentId::parse(a).ok()?),
+                    None => Subject::Org(org.clone()),
+                };
+                known
+                    .as_ref()?
+                    .iter()
+                    .find(|(s, _)| *s == subject)
+                    .map(|(_, c)| c.clone())
+            };
+            let findings = lint(&doc, &settings.issuer, &lookup);
+            for f in &findings {
+                println!("{f}");
+            }
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            if known.is_none() {
+                eprintln!(
+                    "note: the store is not reachable; session-tag checks against the issuer's configuration were skipped"
+                );
+            }
+            if errors > 0 {
+                bail!("{errors} error(s), {} warning(s)", findings.len() - errors);
+            }
+            println!("ok: no errors ({} warning(s))", findings.len());
+            Ok(())
+        }
+        AwsCommand::Provider {
+            org,
+            thumbprint,
+            ca_file,
+            format,
+        } => {
+            warn_not_https(&settings.issuer);
+            let client_ids: Vec<String> = match org {
+                Some(o) => {
+                    let org = OrgId::parse(&o)?;
+                    let store = open_store(&settings, false).await?;
+                    let p = store
+                        .principal(&Subject::Org(org.clone()))
+                        .await?
+                        .with_context(|| format!("org {org} does not exist"))?;
+                    p.policy.audiences.iter().map(|a| a.to_string()).collect()
+                }
+                None => vec![Audience::sts().to_string()],
+            };
+            let thumbprints = if thumbprint {
+                crate::aws::doctor::thumbprints(&settings.issuer, ca_file.as_deref()).await?
+            } else {
+                Vec::new()
+            };
+            match format.as_str() {
+                "json" => super::print_json(&json!({
+                    "Url": settings.issuer,
+                    "ClientIDList": client_ids,
+                    "ThumbprintList": thumbprints,
+                })),
+                "cli" => {
+                    let mut cmd = format!(
+                        "aws iam create-open-id-connect-provider \\\n  --url {} \\\n  --client-id-list {}",
+                        settings.issuer,
+                        client_ids.join(" ")
+                    );
+                    if !thumbprints.is_empty() {
+                        cmd.push_str(&format!(
+                            " \\\n  --thumbprint-list {}",
+                            thumbprints.join(" ")
+                        ));
+                    }
+                    println!("{cmd}");
+                }
+                other => bail!("--format {other}: use cli or json"),
+            }
+            Ok(())
+        }
+        AwsCommand::Check(args) => crate::aws::doctor::run(&settings, args).await,
+    }
+}
+
+fn warn_not_https(issuer: &str) {
+    if !issuer.starts_with("https://") {
+        eprintln!(
+            "warning: the issuer {issuer} is not https; AWS accepts only https provider URLs (set --issuer)"
+        );
+    }
+}
+
+/// Every subject's session claims, when the store is reachable.
+async fn known_claims(settings: &Settings) -> Option<Vec<(Subject, SessionClaims)>> {
+    let store = open_store(settings, false).await.ok()?;
+    store.session_claims_all().await.ok()
+}

@@ -1,0 +1,379 @@
+//! The workload side: getting a token from an issuer with a client secret or a
+//! private key, and keeping an AWS web identity token file fresh.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
+use serde_json::{Value, json};
+
+use crate::oauth::assertion::JWT_BEARER;
+use crate::principal::random_id;
+
+/// How the workload proves who it is.
+pub enum ClientCredential {
+    /// A client secret (read from a file).
+    Secret(String),
+    /// A private JWK (EC P-256 or RSA) for `private_key_jwt`.
+    PrivateKey(Box<AssertionSigner>),
+}
+
+impl fmt::Debug for ClientCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientCredential::Secret(_) => f.write_str("Secret(<hidden>)"),
+            ClientCredential::PrivateKey(s) => write!(f, "PrivateKey({})", s.alg),
+        }
+    }
+}
+
+/// Signs client assertions with a private JWK.
+pub struct AssertionSigner {
+    alg: &'static str,
+    kid: Option<String>,
+    pair: SignerPair,
+}
+
+enum SignerPair {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+fn member(jwk: &Value, name: &str) -> anyhow::Result<Vec<u8>> {
+    let text = jwk[name]
+        .as_str()
+        .with_context(|| format!("the private JWK has no {name:?}"))?;
+    B64.decode(text)
+        .with_context(|| format!("member {name:?} of the private JWK is not base64url"))
+}
+
+impl AssertionSigner {
+    /// Reads a private JWK: EC P-256 (ES256) or RSA (RS256).
+    pub fn from_jwk(text: &str) -> anyhow::Result<Self> {
+        let jwk: Value =
+            serde_json::from_str(text).context("the private key file is not a JSON JWK")?;
+        let kid = jwk["kid"].as_str().map(str::to_owned);
+        let rng = SystemRandom::new();
+        match jwk["kty"].as_str() {
+            Some("EC") => {
+                if jwk["crv"] != "P-256" {
+                    bail!("only P-256 EC keys are supported");
+                }
+                let point = [vec![4u8], member(&jwk, "x")?, member(&jwk, "y")?].concat();
+                let pair = EcdsaKeyPair::from_private_key_and_public_key(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &member(&jwk, "d")?,
+                    &point,
+                    &rng,
+                )
+                .map_err(|e| anyhow::anyhow!("invalid EC private key: {e}"))?;
+                Ok(AssertionSigner {
+                    alg: "ES256",
+                    kid,
+                    pair: SignerPair::Ec(pair),
+                })
+            }
+            Some("RSA") => {
+                let components = ring::rsa::KeyPairComponents {
+                    public_key: signature::RsaPublicKeyComponents {
+                        n: member(&jwk, "n")?,
+                        e: member(&jwk, "e")?,
+                    },
+                    d: member(&jwk, "d")?,
+                    p: member(&jwk, "p")?,
+                    q: member(&jwk, "q")?,
+                    dP: member(&jwk, "dp")?,
+                    dQ: member(&jwk, "dq")?,
+                    qInv: member(&jwk, "qi")?,
+                };
+                let pair = RsaKeyPair::from_components(&components)
+                    .map_err(|e| anyhow::anyhow!("invalid RSA private key: {e}"))?;
+                Ok(AssertionSigner {
+                    alg: "RS256",
+                    kid,
+                    pair: SignerPair::Rsa(pair),
+                })
+            }
+            _ => bail!("the private key must be an EC (P-256) or RSA JWK"),
+        }
+    }
+
+    /// A fresh assertion for `client_id`, addressed to `token_endpoint`, valid 60 s.
+    pub fn assertion(&self, client_id: &str, token_endpoint: &str, now: i64) -> String {
+        let mut header = json!({"alg": self.alg, "typ": "JWT"});
+        if let Some(kid) = &self.kid {
+            header["kid"] = kid.clone().into();
+        }
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": token_endpoint,
+            "iat": now, "exp": now + 60, "jti": random_id("", 16),
+        });
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let rng = SystemRandom::new();
+        let sig = match &self.pair {
+            SignerPair::Ec(k) => k
+                .sign(&rng, input.as_bytes())
+                .expect("ECDSA signing")
+                .as_ref()
+                .to_vec(),
+            SignerPair::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .expect("RSA signing");
+                sig
+            }
+        };
+        format!("{input}.{}", B64.encode(sig))
+    }
+}
+
+impl ClientCredential {
+    /// Reads a secret file or a private JWK file.
+    pub fn load(
+        secret_file: Option<&Path>,
+        private_key_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        match (secret_file, private_key_file) {
+            (Some(f), None) => {
+                let s = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                let s = s.trim().to_owned();
+                if s.is_empty() {
+                    bail!("{} is empty", f.display());
+                }
+                Ok(ClientCredential::Secret(s))
+            }
+            (None, Some(f)) => {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                Ok(ClientCredential::PrivateKey(Box::new(
+                    AssertionSigner::from_jwk(&text).with_context(|| f.display().to_string())?,
+                )))
+            }
+            _ => bail!("give exactly one of --client-secret-file and --private-key-file"),
+        }
+    }
+}
+
+/// A token as the endpoint returned it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The JWT.
+    pub token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// An error answered by the token endpoint, or a transport failure.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The issuer refused: an OAuth error (not worth retrying for 4xx but 429).
+    #[error("the issuer refused ({status}): {error}: {description}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code.
+        error: String,
+        /// Its description.
+        description: String,
+    },
+    /// The issuer could not be reached, or answered garbage.
+    #[error("cannot reach the issuer: {0}")]
+    Transport(String),
+}
+
+impl FetchError {
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            FetchError::Refused { status, .. } => *status >= 500 || *status == 429,
+            FetchError::Transport(_) => true,
+        }
+    }
+}
+
+/// Requests a token with the client-credentials grant.
+pub async fn fetch_token(
+    http: &reqwest::Client,
+    token_endpoint: &str,
+    client_id: &str,
+    credential: &ClientCredential,
+    audience: Option<&str>,
+    now: i64,
+) -> Result<Fetched, FetchError> {
+    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+    if let Some(a) = audience {
+        form.push(("audience", a.into()));
+    }
+    let mut req = http.post(token_endpoint);
+    match credential {
+        ClientCredential::Secret(s) => {
+            let enc =
+                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            req = req.basic_auth(enc(client_id), Some(enc(s)));
+        }
+        ClientCredential::PrivateKey(signer) => {
+            form.push(("client_assertion_type", JWT_BEARER.into()));
+            form.push((
+                "client_assertion",
+                signer.assertion(client_id, token_endpoint, now),
+            ));
+        }
+    }
+    let resp = req
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| FetchError::Transport(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| FetchError::Transport(format!("unreadable answer ({status}): {e}")))?;
+    if status != 200 {
+        return Err(FetchError::Refused {
+            status,
+            error: body["error"].as_str().unwrap_or("unknown").to_owned(),
+            description: body["error_description"].as_str().unwrap_or("").to_owned(),
+        });
+    }
+    match (body["access_token"].as_str(), body["expires_in"].as_u64()) {
+        (Some(t), Some(e)) => Ok(Fetched {
+            token: t.to_owned(),
+            expires_in: e,
+        }),
+        _ => Err(FetchError::Transport(
+            "the answer has no access_token/expires_in".into(),
+        )),
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same
+/// directory, mode 0600, fsync, rename, fsync of the directory. A reader sees
+/// the old file or the new one, never a part.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_id("", 6)));
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// When to refresh a token of `expires_in` seconds: at 80% of its life.
+pub fn refresh_after(expires_in: u64) -> Duration {
+    Duration::from_millis(expires_in.saturating_mul(800).max(1000))
+}
+
+/// The back-off before retry `attempt` (0-based): exponential from 1 s, capped at
+/// 60 s, with up to 50% random jitter so a fleet does not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 1000u64.saturating_mul(1 << attempt.min(6)).min(60_000);
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut b);
+    let jitter = u64::from(u16::from_le_bytes(b)) * (base / 2) / u64::from(u16::MAX);
+    Duration::from_millis(base - base / 2 + jitter)
+}
+
+/// A role session name from a client id: AWS allows 2-64 characters of `[\w+=,.@-]`.
+pub fn role_session_name(client_id: &str) -> String {
+    let mut s: String = client_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    s.truncate(64);
+    while s.len() < 2 {
+        s.push('_');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_follow_aws() {
+        assert_eq!(
+            role_session_name("org/acme/agent/deployer"),
+            "org.acme.agent.deployer"
+        );
+        assert_eq!(role_session_name("a"), "a_");
+        assert_eq!(
+            role_session_name(&format!("org/{}", "a".repeat(80))).len(),
+            64
+        );
+    }
+
+    #[test]
+    fn refresh_and_backoff_are_bounded() {
+        assert_eq!(refresh_after(300), Duration::from_secs(240));
+        assert_eq!(refresh_after(0), Duration::from_secs(1));
+        for attempt in 0..20 {
+            let b = backoff(attempt);
+            assert!(
+                b >= Duration::from_millis(500) && b <= Duration::from_secs(60),
+                "{b:?}"
+            );
+        }
+        assert!(backoff(10) >= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        write_atomically(&p, b"one").unwrap();
+        write_atomically(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(write_atomically(&dir.path().join("missing/token"), b"x").is_err());
+    }
+}
