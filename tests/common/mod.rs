@@ -139,6 +139,7 @@ pub fn settings(db: &TestDb, kek_file: &Path) -> Settings {
 /// A running issuer with its database and an HTTP client.
 pub struct TestApp {
     pub server: Option<Server>,
+    pub settings: Settings,
     pub base: String,
     pub db: TestDb,
     pub kek_file: PathBuf,
@@ -156,10 +157,11 @@ impl TestApp {
         Kek::create_file(&kek_file).unwrap();
         let mut s = settings(&db, &kek_file);
         tweak(&mut s);
-        let server = Server::start(s, true).await.expect("server starts");
+        let server = Server::start(s.clone(), true).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         TestApp {
             server: Some(server),
+            settings: s,
             base,
             db,
             kek_file,
@@ -186,11 +188,12 @@ impl TestApp {
         }
     }
 
-    /// Starts a new server on the same database and KEK.
+    /// Starts a new server with the same settings (database, KEK, listen address).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let s = settings(&self.db, &self.kek_file);
-        let server = Server::start(s, true).await.expect("server restarts");
+        let server = Server::start(self.settings.clone(), true)
+            .await
+            .expect("server restarts");
         self.base = format!("http://{}", server.addr);
         self.server = Some(server);
     }

@@ -1,0 +1,994 @@
+//! The AWS kit: trust policies judged by an independent IAM engine, the CLI's
+//! Terraform against the module's, lint, session claims in tokens, the doctor
+//! against good and broken HTTPS issuers, and the workload helper.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::process::*;
+use common::*;
+use nomos_issuer::aws::doctor::{CheckArgs, check};
+use nomos_issuer::aws::session::SessionClaims;
+use nomos_issuer::ids::Subject;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
+
+const ACCOUNT: &str = "111122223333";
+const ISSUER: &str = "https://id.example.com/orgs/acme";
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// `aws trust-policy` through the real binary.
+fn trust_policy(dir: &Path, issuer: &str, extra: &[&str], format: &str) -> String {
+    let mut args = vec![
+        "--issuer",
+        issuer,
+        "aws",
+        "trust-policy",
+        "--account",
+        ACCOUNT,
+        "--format",
+        format,
+    ];
+    args.extend_from_slice(extra);
+    let o = run(dir, &args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Asks the independent IAM simulator (tests/iam) whether `policy` admits the request.
+fn simulate(policy_file: &Path, action: &str, sub: &str, aud: &str) -> String {
+    let hp = "id.example.com/orgs/acme";
+    let request = json!({
+        "action": action,
+        "principal": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{hp}"),
+        "role_arn": format!("arn:aws:iam::{ACCOUNT}:role/test"),
+        "context": {format!("{hp}:sub"): sub, format!("{hp}:aud"): aud},
+    });
+    let out = Command::new("node")
+        .arg(repo("tests/iam/simulate.mjs"))
+        .arg(policy_file)
+        .arg(request.to_string())
+        .output()
+        .expect("node runs (bash tests/iam/install.sh)");
+    let verdict = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{verdict} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verdict
+}
+
+/// Our own evaluator must agree with the independent one.
+fn ours(policy: &Value, action: &str, sub: &str, aud: &str) -> &'static str {
+    use nomos_issuer::aws::iam::{Verdict, evaluate, parse};
+    let hp = "id.example.com/orgs/acme";
+    let ctx = [
+        (format!("{hp}:sub"), sub.to_owned()),
+        (format!("{hp}:aud"), aud.to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    match evaluate(
+        &parse(policy).unwrap(),
+        &format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{hp}"),
+        &[action],
+        &ctx,
+    ) {
+        Verdict::Allowed => "Allowed",
+        Verdict::ImplicitlyDenied => "ImplicitlyDenied",
+        Verdict::ExplicitlyDenied => "ExplicitlyDenied",
+        Verdict::NotEvaluated(_) => "NotEvaluated",
+    }
+}
+
+#[test]
+fn generated_policies_admit_exactly_the_intended_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    const ASSUME: &str = "sts:AssumeRoleWithWebIdentity";
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str, &str, &str)>)> = vec![
+        (
+            vec!["--org", "acme", "--agent", "deployer"],
+            vec![
+                (
+                    ASSUME,
+                    "org/acme/agent/deployer",
+                    "sts.amazonaws.com",
+                    "Allowed",
+                ),
+                (
+                    ASSUME,
+                    "org/beta/agent/deployer",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (
+                    ASSUME,
+                    "org/acme/agent/other",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (
+                    ASSUME,
+                    "org/acme-agent/agent/deployer",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (ASSUME, "org/acme", "sts.amazonaws.com", "ImplicitlyDenied"),
+                (
+                    ASSUME,
+                    "org/acme/agent/deployer",
+                    "other.example",
+                    "ImplicitlyDenied",
+                ),
+                (
+                    "sts:TagSession",
+                    "org/acme/agent/deployer",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+            ],
+        ),
+        (
+            vec!["--org", "acme", "--any-agent"],
+            vec![
+                (ASSUME, "org/acme/agent/x", "sts.amazonaws.com", "Allowed"),
+                (
+                    ASSUME,
+                    "org/acme-agent/agent/x",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (
+                    ASSUME,
+                    "org/acmex/agent/x",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (
+                    ASSUME,
+                    "org/beta/agent/x",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+                (ASSUME, "org/acme", "sts.amazonaws.com", "ImplicitlyDenied"),
+                (ASSUME, "org/acme/agent/x", "wrong", "ImplicitlyDenied"),
+            ],
+        ),
+        (
+            vec![
+                "--org",
+                "acme",
+                "--agent",
+                "deployer",
+                "--tags",
+                "--audience",
+                "vault.example",
+            ],
+            vec![
+                (
+                    "sts:TagSession",
+                    "org/acme/agent/deployer",
+                    "vault.example",
+                    "Allowed",
+                ),
+                (
+                    ASSUME,
+                    "org/acme/agent/deployer",
+                    "vault.example",
+                    "Allowed",
+                ),
+                (
+                    ASSUME,
+                    "org/acme/agent/deployer",
+                    "sts.amazonaws.com",
+                    "ImplicitlyDenied",
+                ),
+            ],
+        ),
+    ];
+    for (i, (args, requests)) in cases.into_iter().enumerate() {
+        let text = trust_policy(dir.path(), ISSUER, &args, "json");
+        let policy: Value = serde_json::from_str(&text).unwrap();
+        let file = dir.path().join(format!("policy{i}.json"));
+        std::fs::write(&file, &text).unwrap();
+        for (action, sub, aud, want) in requests {
+            assert_eq!(
+                simulate(&file, action, sub, aud),
+                want,
+                "{args:?}: {action} {sub} {aud}"
+            );
+            assert_eq!(
+                ours(&policy, action, sub, aud),
+                want,
+                "our evaluator: {args:?}: {action} {sub} {aud}"
+            );
+        }
+        // The generated policy passes our own lint.
+        let o = run(
+            dir.path(),
+            &["--issuer", ISSUER, "aws", "lint", file.to_str().unwrap()],
+            &[],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
+/// Evaluates an HCL file with `terraform` offline and returns one output.
+fn terraform_output(hcl: &str, output: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.tf"), hcl).unwrap();
+    let tf = |args: &[&str]| {
+        let o = Command::new("terraform")
+            .arg(format!("-chdir={}", dir.path().display()))
+            .args(args)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_CLI_CONFIG_FILE")
+            .output()
+            .expect("terraform is installed");
+        assert!(
+            o.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    tf(&["init", "-input=false", "-no-color"]);
+    tf(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    serde_json::from_slice(
+        &serde_json::from_slice::<Value>(&tf(&["output", "-json", output]))
+            .map(|v| v.as_str().unwrap().as_bytes().to_vec())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_cli_terraform_equals_the_module_and_the_json() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, module_args) in [
+        (
+            vec!["--org", "acme", "--agent", "deployer"],
+            ["acme", "deployer", "sts.amazonaws.com", "false", "false"],
+        ),
+        (
+            vec![
+                "--org",
+                "acme",
+                "--any-agent",
+                "--tags",
+                "--source-identity",
+            ],
+            ["acme", "-", "sts.amazonaws.com", "true", "true"],
+        ),
+        (
+            vec![
+                "--org",
+                "acme-corp",
+                "--agent",
+                "9lives",
+                "--audience",
+                "vault.example",
+            ],
+            ["acme-corp", "9lives", "vault.example", "false", "false"],
+        ),
+    ] {
+        let json: Value =
+            serde_json::from_str(&trust_policy(dir.path(), ISSUER, &args, "json")).unwrap();
+        let hcl = trust_policy(dir.path(), ISSUER, &args, "terraform");
+        let name = hcl
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("output \""))
+            .unwrap()
+            .trim_end_matches(" {")
+            .trim_end_matches('"')
+            .to_owned();
+        let from_cli_hcl = terraform_output(&hcl, &name);
+        assert_eq!(
+            from_cli_hcl, json,
+            "{args:?}: the Terraform rendering is the same policy"
+        );
+        let out = Command::new("bash")
+            .arg(repo("deploy/terraform/render-trust-policy.sh"))
+            .args(module_args)
+            .args([ISSUER, ACCOUNT])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let from_module: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            from_module, json,
+            "{args:?}: the module renders the same policy as the CLI"
+        );
+    }
+    let o = Command::new("terraform")
+        .args(["fmt", "-check", "-recursive"])
+        .arg(repo("deploy/terraform"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "terraform fmt -check: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[tokio::test]
+async fn lint_exits_non_zero_on_holes_and_knows_the_issuers_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let hp = "id.example.com/orgs/acme";
+    let write = |name: &str, cond: Value, actions: Value, principal: &str| {
+        let doc = json!({"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow",
+            "Principal": {"Federated": principal}, "Action": actions, "Condition": cond}]});
+        let p = dir.path().join(name);
+        std::fs::write(&p, doc.to_string()).unwrap();
+        p
+    };
+    let ours = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{hp}");
+    let assume = json!("sts:AssumeRoleWithWebIdentity");
+    let cases = [
+        (
+            write(
+                "wild.json",
+                json!({"StringLike": {format!("{hp}:sub"): "org/acme*", format!("{hp}:aud"): "sts.amazonaws.com"}}),
+                assume.clone(),
+                &ours,
+            ),
+            "crosses org boundaries",
+        ),
+        (
+            write(
+                "noaud.json",
+                json!({"StringEquals": {format!("{hp}:sub"): "org/acme/agent/a"}}),
+                assume.clone(),
+                &ours,
+            ),
+            "no condition on",
+        ),
+        (
+            write(
+                "other.json",
+                json!({"StringEquals": {format!("{hp}:sub"): "org/acme/agent/a", format!("{hp}:aud"): "x"}}),
+                assume.clone(),
+                &format!(
+                    "arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+                ),
+            ),
+            "another URL",
+        ),
+    ];
+    for (file, want) in &cases {
+        let o = run(
+            dir.path(),
+            &["--issuer", ISSUER, "aws", "lint", file.to_str().unwrap()],
+            &[],
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(out.contains(want) && out.contains("fix:"), "{out}");
+    }
+    // Tags on in the issuer, sts:TagSession missing in the policy: an error.
+    let env = [("NOMOS_ISSUER_ISSUER", ISSUER)];
+    json_out(&run(dir.path(), &["org", "create", "acme", "--json"], &env));
+    json_out(&run(
+        dir.path(),
+        &["agent", "create", "acme", "a", "--json"],
+        &env,
+    ));
+    let o = run(
+        dir.path(),
+        &[
+            "org",
+            "set-claims",
+            "acme",
+            "--session-tags",
+            "--tag",
+            "team=payments",
+            "--transitive-tag",
+            "org",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let good = write(
+        "good.json",
+        json!({"StringEquals": {format!("{hp}:sub"): "org/acme/agent/a", format!("{hp}:aud"): "sts.amazonaws.com"}}),
+        assume,
+        &ours,
+    );
+    let o = run(dir.path(), &["aws", "lint", good.to_str().unwrap()], &env);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("sts:TagSession"), "{out}");
+    // The agent opts out: clean again.
+    assert!(
+        run(dir.path(), &["agent", "set-claims", "acme", "a"], &env)
+            .status
+            .success()
+    );
+    let o = run(dir.path(), &["aws", "lint", good.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // AWS's limits are enforced when the setting is made.
+    for (args, want) in [
+        (
+            vec!["org", "set-claims", "acme", "--tag", "k=v"],
+            "need session tags",
+        ),
+        (
+            vec![
+                "org",
+                "set-claims",
+                "acme",
+                "--session-tags",
+                "--tag",
+                "aws:x=v",
+            ],
+            "reserved",
+        ),
+        (
+            vec![
+                "org",
+                "set-claims",
+                "acme",
+                "--session-tags",
+                "--tag",
+                "novalue",
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            vec![
+                "org",
+                "set-claims",
+                "acme",
+                "--session-tags",
+                "--transitive-tag",
+                "nope",
+            ],
+            "not a tag key",
+        ),
+        (
+            vec!["org", "set-claims", "nobody", "--session-tags"],
+            "does not exist",
+        ),
+    ] {
+        let o = run(dir.path(), &args, &env);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
+both_backends!(session_claims_reach_tokens);
+
+async fn session_claims_reach_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.store();
+    let org_secret = create_org(store.as_ref(), "acme").await;
+    let agent_secret = create_agent(store.as_ref(), "acme", "deployer").await;
+    // Off by default.
+    let c = claims(&app.token_ok("org/acme/agent/deployer", &agent_secret).await);
+    assert!(c.get("https://aws.amazon.com/tags").is_none());
+    let mut on = SessionClaims {
+        tags: true,
+        source_identity: true,
+        ..Default::default()
+    };
+    on.extra_tags.insert("team".into(), "payments".into());
+    on.transitive = vec!["org".into()];
+    store
+        .set_session_claims(&Subject::parse("org/acme").unwrap(), Some(&on))
+        .await
+        .unwrap();
+    // A failed match re-reads the principal at once; a cached success may take the
+    // cache TTL, so restart to see the new setting.
+    let mut app = app;
+    app.restart().await;
+    let token = app.token_ok("org/acme/agent/deployer", &agent_secret).await;
+    let c = josekit_verify(&token, &app.jwks().await).unwrap();
+    assert_eq!(
+        c["https://aws.amazon.com/tags"],
+        json!({
+        "principal_tags": {"org": ["acme"], "agent": ["deployer"], "team": ["payments"]},
+        "transitive_tag_keys": ["org"]})
+    );
+    assert_eq!(c["https://aws.amazon.com/source_identity"], "deployer@acme");
+    let c = claims(&app.token_ok("org/acme", &org_secret).await);
+    assert_eq!(
+        c["https://aws.amazon.com/tags"]["principal_tags"],
+        json!({"org": ["acme"], "team": ["payments"]})
+    );
+    // An agent override turns them off for that agent only.
+    let off = SessionClaims::default();
+    store
+        .set_session_claims(
+            &Subject::parse("org/acme/agent/deployer").unwrap(),
+            Some(&off),
+        )
+        .await
+        .unwrap();
+    app.restart().await;
+    let c = claims(&app.token_ok("org/acme/agent/deployer", &agent_secret).await);
+    assert!(
+        c.get("https://aws.amazon.com/tags").is_none()
+            && c.get("https://aws.amazon.com/source_identity").is_none()
+    );
+    assert!(
+        claims(&app.token_ok("org/acme", &org_secret).await)
+            .get("https://aws.amazon.com/tags")
+            .is_some()
+    );
+}
+
+/// A CA, an intermediate and a leaf for localhost: the served chain is [leaf, intermediate].
+struct Pki {
+    root_pem: String,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p
+    };
+    let root_key = KeyPair::generate().unwrap();
+    let root_params = ca("nomos test root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(root_params, root_key);
+    let int_key = KeyPair::generate().unwrap();
+    let int_params = ca("nomos test intermediate");
+    let int = int_params.signed_by(&int_key, &root_issuer).unwrap();
+    let int_issuer = Issuer::new(int_params, int_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf_params.signed_by(&leaf_key, &int_issuer).unwrap();
+    Pki {
+        root_pem: root.pem(),
+        chain: vec![leaf.der().clone(), int.der().clone()],
+        key: rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn check_args(dir: &Path, pki: &Pki) -> CheckArgs {
+    let ca = dir.join("root.pem");
+    std::fs::write(&ca, &pki.root_pem).unwrap();
+    CheckArgs {
+        client_id: None,
+        client_secret_file: None,
+        private_key_file: None,
+        audience: "sts.amazonaws.com".into(),
+        policy: None,
+        ca_file: Some(ca),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_passes_a_good_https_issuer() {
+    let pki = pki();
+    // The issuer sits behind a TLS terminator on the port its URL names.
+    let front = free_port();
+    let issuer = format!("https://localhost:{front}");
+    let mut app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.issuer = issuer.clone();
+        s.issuer_follows_listen = false;
+    })
+    .await;
+    tls_front_on(&pki, app.server().addr, front).await;
+    let store = app.store();
+    create_org(store.as_ref(), "acme").await;
+    let secret = create_agent(store.as_ref(), "acme", "deployer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = check_args(dir.path(), &pki);
+    std::fs::write(dir.path().join("secret"), &secret).unwrap();
+    args.client_id = Some("org/acme/agent/deployer".into());
+    args.client_secret_file = Some(dir.path().join("secret"));
+    let policy = trust_policy(
+        dir.path(),
+        &issuer,
+        &["--org", "acme", "--agent", "deployer"],
+        "json",
+    );
+    std::fs::write(dir.path().join("policy.json"), &policy).unwrap();
+    args.policy = Some(dir.path().join("policy.json"));
+    let report = check(&issuer, &args).await.unwrap();
+    let failures: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.outcome != nomos_issuer::aws::doctor::Outcome::Pass)
+        .map(|r| format!("{} {:?} {}", r.check, r.outcome, r.detail))
+        .collect();
+    assert_eq!(
+        failures,
+        vec![format!("issuer URL has no port Warn AWS expects no port")],
+        "{}",
+        report.table()
+    );
+    let thumb = report
+        .rows
+        .iter()
+        .find(|r| r.check == "thumbprint")
+        .unwrap()
+        .detail
+        .clone();
+    let want: String = ring_sha1(&pki.chain[1]);
+    assert_eq!(
+        thumb, want,
+        "the thumbprint is the SHA-1 of the top intermediate"
+    );
+    // A policy for another agent: the doctor names AccessDenied.
+    let other = trust_policy(
+        dir.path(),
+        &issuer,
+        &["--org", "acme", "--agent", "other"],
+        "json",
+    );
+    std::fs::write(dir.path().join("policy.json"), &other).unwrap();
+    let report = check(&issuer, &args).await.unwrap();
+    assert_eq!(report.failures(), vec!["trust policy admits the token"]);
+    assert!(report.table().contains("AccessDenied"));
+    // The CLI prints the same thumbprint for create-open-id-connect-provider.
+    let o = run(
+        dir.path(),
+        &[
+            "--issuer",
+            &issuer,
+            "aws",
+            "provider",
+            "--thumbprint",
+            "--ca-file",
+            "root.pem",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["ThumbprintList"], json!([want]));
+    assert_eq!(p["Url"], issuer.as_str());
+    app.stop().await;
+}
+
+fn ring_sha1(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A TLS terminator on 127.0.0.1:`port` in front of `backend`, as a proxy in
+/// front of the issuer would be.
+async fn tls_front_on(pki: &Pki, backend: SocketAddr, port: u16) -> u16 {
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let listener = loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => break l,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    port
+}
+
+/// A deliberately broken issuer: discovery and JWKS with one fault each.
+async fn broken_issuer(pki: &Pki, fault: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let port = free_port();
+    let issuer = format!("https://localhost:{port}");
+    let iss = issuer.clone();
+    let key = json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(move || {
+            let iss = iss.clone();
+            async move {
+                let claimed = if fault == "trailing-slash" { format!("{iss}/") } else { iss.clone() };
+                axum::Json(json!({"issuer": claimed, "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+                    "token_endpoint": format!("{iss}/oauth2/token")}))
+            }
+        }))
+        .route("/.well-known/jwks.json", get(move || {
+            let mut key = key.clone();
+            async move {
+                match fault {
+                    "slow-jwks" => tokio::time::sleep(Duration::from_millis(5500)).await,
+                    "enc-key" => key["use"] = "enc".into(),
+                    "no-kid" => { key.as_object_mut().unwrap().remove("kid"); }
+                    _ => {}
+                }
+                axum::Json(json!({"keys": [key]}))
+            }
+        }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tls_front_on(pki, backend, port).await;
+    issuer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_names_what_a_broken_issuer_breaks() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let args = check_args(dir.path(), &pki);
+    for (fault, failing) in [
+        ("none", vec![]),
+        ("slow-jwks", vec!["JWKS answers within 5 s"]),
+        ("trailing-slash", vec!["discovery issuer equals the URL"]),
+        ("enc-key", vec!["JWKS keys"]),
+        ("no-kid", vec!["JWKS keys"]),
+    ] {
+        let issuer = broken_issuer(&pki, fault).await;
+        let report = check(&issuer, &args).await.unwrap();
+        assert_eq!(report.failures(), failing, "{fault}:\n{}", report.table());
+        if !failing.is_empty() {
+            assert!(
+                report.table().contains("InvalidIdentityToken"),
+                "{}",
+                report.table()
+            );
+        }
+    }
+    // A plain-http issuer fails the URL rule, and an unknown CA fails the chain.
+    let report = check("http://127.0.0.1:1", &args).await.unwrap();
+    assert!(report.failures().contains(&"issuer URL"));
+    let issuer = broken_issuer(&pki, "none").await;
+    let mut no_ca = check_args(dir.path(), &pki);
+    no_ca.ca_file = None;
+    let report = check(&issuer, &no_ca).await.unwrap();
+    assert!(
+        report.failures().contains(&"TLS chain verifies"),
+        "{}",
+        report.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helper_keeps_a_token_file_fresh_through_a_restart() {
+    let port = free_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.listen = listen;
+        s.issuer = format!("http://{listen}");
+        s.issuer_follows_listen = false;
+        s.token_ttl = 3;
+    })
+    .await;
+    let policy = nomos_issuer::principal::OrgPolicy {
+        max_ttl: 3,
+        ..Default::default()
+    };
+    create_org_with(app.store().as_ref(), "acme", policy).await;
+    let secret = create_agent(app.store().as_ref(), "acme", "deployer").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), &secret).unwrap();
+    // One shot, with the secret: the file and the environment lines.
+    let issuer = format!("http://{listen}");
+    let base = ["--issuer", issuer.as_str(), "token"];
+    let o = run(
+        dir.path(),
+        &[
+            &base[..],
+            &[
+                "fetch",
+                "--client-id",
+                "org/acme/agent/deployer",
+                "--client-secret-file",
+                "secret",
+                "--out",
+                "tok",
+                "--role-arn",
+                "arn:aws:iam::111122223333:role/r",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        env.contains("AWS_WEB_IDENTITY_TOKEN_FILE=")
+            && env.contains("AWS_ROLE_ARN=arn:aws:iam::111122223333:role/r"),
+        "{env}"
+    );
+    assert!(
+        env.contains("AWS_ROLE_SESSION_NAME=org.acme.agent.deployer"),
+        "{env}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(dir.path().join("tok"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // With a private key.
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+    let public = serde_json::to_value(pair.to_jwk_public_key().as_ref()).unwrap();
+    create_key_agent(app.store().as_ref(), "acme", "ci", &public).await;
+    // A complete private JWK (RFC 7518 §6.2.2): the public x and y with d.
+    let mut private = serde_json::to_value(pair.to_jwk_private_key().as_ref()).unwrap();
+    for m in ["x", "y", "crv", "kty"] {
+        private[m] = public[m].clone();
+    }
+    std::fs::write(dir.path().join("ci.jwk"), private.to_string()).unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            &base[..],
+            &[
+                "fetch",
+                "--client-id",
+                "org/acme/agent/ci",
+                "--private-key-file",
+                "ci.jwk",
+                "--out",
+                "ci.tok",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        claims(
+            std::fs::read_to_string(dir.path().join("ci.tok"))
+                .unwrap()
+                .trim()
+        )["sub"],
+        "org/acme/agent/ci"
+    );
+    // A wrong secret: a clear refusal, exit 1.
+    std::fs::write(dir.path().join("bad"), "nomos_cs_wrong").unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            &base[..],
+            &[
+                "fetch",
+                "--client-id",
+                "org/acme/agent/deployer",
+                "--client-secret-file",
+                "bad",
+                "--out",
+                "x",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("invalid_client"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("x").exists());
+    // The daemon: watch the file across an issuer restart.
+    let mut watch = Command::new(bin())
+        .current_dir(dir.path())
+        .args(
+            [
+                &base[..],
+                &[
+                    "watch",
+                    "--client-id",
+                    "org/acme/agent/deployer",
+                    "--client-secret-file",
+                    "secret",
+                    "--out",
+                    "w.tok",
+                ],
+            ]
+            .concat(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = dir.path().join("w.tok");
+    let jwks = app.jwks().await;
+    let mut seen = Vec::<String>::new();
+    let poll = |seen: &mut Vec<String>| {
+        if let Ok(t) = std::fs::read_to_string(&file) {
+            // Never a partial file: every read is a whole, verifiable token.
+            josekit_verify(&t, &jwks)
+                .unwrap_or_else(|e| panic!("partial or bad token file ({e}): {t:?}"));
+            if seen.last() != Some(&t) {
+                seen.push(t);
+            }
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        poll(&mut seen);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.len() >= 2,
+        "refreshed before expiry: {} tokens in 6 s",
+        seen.len()
+    );
+    for t in &seen[1..] {
+        let c = claims(t);
+        assert!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap() == 3);
+    }
+    let before_restart = seen.len();
+    app.stop().await;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        poll(&mut seen);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.restart().await;
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until && seen.len() <= before_restart {
+        poll(&mut seen);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.len() > before_restart,
+        "the helper recovered after the issuer came back"
+    );
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+}
