@@ -97,7 +97,9 @@ fn ours(policy: &Value, action: &str, sub: &str, aud: &str) -> &'static str {
 fn generated_policies_admit_exactly_the_intended_subject() {
     let dir = tempfile::tempdir().unwrap();
     const ASSUME: &str = "sts:AssumeRoleWithWebIdentity";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str, &str, &str)>)> = vec![
+    // (trust-policy flags, [(action, sub, aud, expected verdict)])
+    type Request<'a> = (&'a str, &'a str, &'a str, &'a str);
+    let cases: Vec<(Vec<&str>, Vec<Request>)> = vec![
         (
             vec!["--org", "acme", "--agent", "deployer"],
             vec![
