@@ -70,7 +70,11 @@ fn policy() -> Policy {
 async fn migrations_are_idempotent(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 1);
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        2,
+        "init and session claims"
+    );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.pending_migrations().await.unwrap(), 0);
