@@ -166,7 +166,6 @@ impl App {
         let (audit, audit_task) = AuditWriter::start(store.clone());
         let tokens = TokenService {
             principals: PrincipalCache::new(store.clone(), settings.principal_cache_ttl),
-            replay: store.clone(),
             keys: keys.clone(),
             endpoints,
             audit,

@@ -36,10 +36,35 @@ pub struct AuditRecord {
     pub auth_method: String,
 }
 
+/// A client assertion's id, claimed in the same transaction as the token's audit
+/// row: the token exists only if the id was never seen for that client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AssertionClaim {
+    /// The client.
+    pub client_id: String,
+    /// The assertion's `jti`.
+    pub jti: String,
+    /// Until when the id must be remembered (the assertion's `exp` plus skew).
+    pub expires_at: i64,
+}
+
+/// A token to record, and the assertion id it consumes, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The audit row.
+    pub record: AuditRecord,
+    /// The assertion id to claim with it.
+    pub claim: Option<AssertionClaim>,
+}
+
 /// The most records one commit takes.
 pub const MAX_BATCH: usize = 256;
 
-type Pending = (AuditRecord, oneshot::Sender<Result<(), Arc<StoreError>>>);
+/// Commits in flight at once: while one batch waits for its fsync the next
+/// one is already on its way, and Postgres flushes them together.
+const COMMITS_IN_FLIGHT: usize = 2;
+
+type Pending = (Issued, oneshot::Sender<Result<bool, Arc<StoreError>>>);
 
 /// Why a record could not be committed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +75,9 @@ pub enum AuditError {
     /// The writer has shut down.
     #[error("audit writer is shut down")]
     Closed,
+    /// The client assertion's `jti` was used before: nothing was recorded.
+    #[error("the client assertion was used before")]
+    Replayed,
 }
 
 /// Handle to the group-commit writer. Cheap to clone.
@@ -67,31 +95,60 @@ impl AuditWriter {
         (AuditWriter { tx }, handle)
     }
 
-    /// Queues a record and waits until it is committed.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+    /// Queues a token and waits until its row (and assertion id) is committed.
+    pub async fn record(&self, issued: Issued) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((record, done))
+            .send((issued, done))
             .await
             .map_err(|_| AuditError::Closed)?;
         match wait.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(AuditError::Replayed),
             Ok(Err(e)) => Err(AuditError::Store(e)),
             Err(_) => Err(AuditError::Closed),
         }
     }
 }
 
-async fn run(log: Arc<dyn AuditLog>, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let records: Vec<AuditRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let result = log.record_tokens(&records).await.map_err(Arc::new);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, records = records.len(), "audit commit failed; tokens withheld");
+async fn commit(log: Arc<dyn AuditLog>, batch: Vec<Pending>) {
+    let (issued, waiters): (Vec<Issued>, Vec<_>) = batch.into_iter().unzip();
+    match log.record_tokens(&issued).await {
+        Ok(recorded) => {
+            for (done, ok) in waiters.into_iter().zip(recorded) {
+                let _ = done.send(Ok(ok));
+            }
         }
-        for (_, done) in batch.drain(..) {
-            let _ = done.send(result.clone());
+        Err(e) => {
+            tracing::error!(error = %e, records = issued.len(), "audit commit failed; tokens withheld");
+            let e = Arc::new(e);
+            for done in waiters {
+                let _ = done.send(Err(e.clone()));
+            }
         }
     }
+}
+
+async fn run(log: Arc<dyn AuditLog>, mut rx: mpsc::Receiver<Pending>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(COMMITS_IN_FLIGHT));
+    loop {
+        // Wait for a free commit slot first, so that requests keep gathering
+        // into the next batch while both slots are busy.
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
+        let log = log.clone();
+        tokio::spawn(async move {
+            commit(log, batch).await;
+            drop(permit);
+        });
+    }
+    // Flush: wait for the commits still in flight.
+    let _ = in_flight.acquire_many(COMMITS_IN_FLIGHT as u32).await;
 }

@@ -274,6 +274,32 @@ async fn private_key_jwt_works_once_per_assertion(backend: Backend) {
         ))
         .await;
     assert_eq!(r.status(), 200);
+    // The same assertion sent 8 times at once: exactly one token.
+    let a = assertion(&key, client, &token_endpoint, 60, "jti-race");
+    let mut racers = Vec::new();
+    for _ in 0..8 {
+        let (http, url, body) = (
+            app.http.clone(),
+            format!("{}/oauth2/token", app.base),
+            assertion_form(&a),
+        );
+        racers.push(tokio::spawn(async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for r in racers {
+        statuses.push(r.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 401, 401, 401, 401, 401, 401, 401]);
     // A secret never authenticates a key-only agent.
     let r = app.token_basic(client, "nomos_cs_guess", "").await;
     assert_eq!(r.status(), 401);

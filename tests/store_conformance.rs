@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use nomos_issuer::audit::AuditRecord;
+use nomos_issuer::audit::{AssertionClaim, AuditRecord, Issued};
 use nomos_issuer::ids::{AgentId, Audience, OrgId, Subject};
 use nomos_issuer::keys::keyring::{Endpoints, fingerprint};
 use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
@@ -361,20 +361,42 @@ fn record(jti: &str, agent: Option<&str>) -> AuditRecord {
     }
 }
 
+fn plain(r: AuditRecord) -> Issued {
+    Issued {
+        record: r,
+        claim: None,
+    }
+}
+
+fn claimed(jti: &str, client: &str, assertion: &str, expires_at: i64) -> Issued {
+    Issued {
+        record: record(jti, None),
+        claim: Some(AssertionClaim {
+            client_id: client.into(),
+            jti: assertion.into(),
+            expires_at,
+        }),
+    }
+}
+
 async fn audit_batches_round_trip(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
-    s.record_tokens(&[]).await.unwrap();
+    assert!(s.record_tokens(&[]).await.unwrap().is_empty());
     let batch: Vec<_> = (0..nomos_issuer::audit::MAX_BATCH)
         .map(|i| record(&format!("j{i}"), (i % 2 == 0).then_some("a")))
         .collect();
-    s.record_tokens(&batch).await.unwrap();
+    let recorded = s
+        .record_tokens(&batch.iter().cloned().map(plain).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(recorded.iter().all(|r| *r) && recorded.len() == batch.len());
     assert_eq!(s.count_tokens().await.unwrap(), batch.len() as i64);
     assert_eq!(s.token("j0").await.unwrap().unwrap(), batch[0]);
     assert_eq!(s.token("j1").await.unwrap().unwrap(), batch[1]);
     assert!(s.token("nope").await.unwrap().is_none());
     // A duplicate jti fails the whole batch: nothing half-written.
-    let bad = vec![record("fresh", None), record("j0", None)];
+    let bad = vec![plain(record("fresh", None)), plain(record("j0", None))];
     assert!(s.record_tokens(&bad).await.is_err());
     assert!(s.token("fresh").await.unwrap().is_none());
 }
@@ -382,16 +404,35 @@ async fn audit_batches_round_trip(backend: Backend) {
 async fn assertion_ids_are_claimed_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let s = db.store().await;
-    assert!(s.claim_assertion_jti("org/a", "j", 100).await.unwrap());
-    assert!(!s.claim_assertion_jti("org/a", "j", 100).await.unwrap());
-    assert!(
-        s.claim_assertion_jti("org/b", "j", 100).await.unwrap(),
-        "per client"
+    // One batch: the first use of an assertion id wins, a second use in the same
+    // batch is refused, other clients and ids are independent.
+    let batch = vec![
+        claimed("t1", "org/a", "j", 100),
+        claimed("t2", "org/a", "j", 100),
+        claimed("t3", "org/b", "j", 100),
+        claimed("t4", "org/a", "k", 300),
+        plain(record("t5", None)),
+    ];
+    assert_eq!(
+        s.record_tokens(&batch).await.unwrap(),
+        vec![true, false, true, true, true]
     );
-    assert!(s.claim_assertion_jti("org/a", "k", 300).await.unwrap());
-    assert_eq!(s.purge_assertion_jtis(200).await.unwrap(), 2);
+    assert!(s.token("t1").await.unwrap().is_some());
     assert!(
-        !s.claim_assertion_jti("org/a", "k", 300).await.unwrap(),
+        s.token("t2").await.unwrap().is_none(),
+        "a replayed token is not recorded"
+    );
+    // A later batch: replays are refused, fresh ids pass.
+    let later = vec![
+        claimed("t6", "org/a", "j", 100),
+        claimed("t7", "org/a", "m", 100),
+    ];
+    assert_eq!(s.record_tokens(&later).await.unwrap(), vec![false, true]);
+    assert_eq!(s.purge_assertion_jtis(200).await.unwrap(), 3);
+    let again = vec![claimed("t8", "org/a", "k", 300)];
+    assert_eq!(
+        s.record_tokens(&again).await.unwrap(),
+        vec![false],
         "unexpired ids stay"
     );
 }

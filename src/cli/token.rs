@@ -133,7 +133,10 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
         now(),
     );
     store
-        .record_tokens(std::slice::from_ref(&minted.record))
+        .record_tokens(&[crate::audit::Issued {
+            record: minted.record.clone(),
+            claim: None,
+        }])
         .await
         .context("cannot record the token in the audit; no token was issued")?;
     if json {

@@ -10,12 +10,12 @@ use super::client_auth::{self, AuthMethod, Presented};
 use super::form::{Params, truncate};
 use super::principals::PrincipalCache;
 use super::{ErrorCode, MintRequest, OAuthError, mint};
-use crate::audit::AuditWriter;
+use crate::audit::{AssertionClaim, AuditError, AuditWriter, Issued};
 use crate::ids::{Audience, Subject};
 use crate::keys::KeyRing;
 use crate::keys::keyring::Endpoints;
 use crate::principal::Principal;
-use crate::store::{ReplayGuard, StoreError};
+use crate::store::StoreError;
 
 /// How fresh a principal must be when its credentials failed to match.
 const RECHECK_AGE: Duration = Duration::from_secs(1);
@@ -37,8 +37,6 @@ pub struct TokenResponse {
 pub struct TokenService {
     /// Principals, cached.
     pub principals: PrincipalCache,
-    /// Replay defence for assertions.
-    pub replay: Arc<dyn ReplayGuard>,
     /// The signing keys.
     pub keys: Arc<KeyRing>,
     /// Published URLs.
@@ -82,7 +80,7 @@ impl TokenService {
             }
         }
         let presented = client_auth::presented(authorization, params)?;
-        let (principal, method) = self.authenticate(presented, now).await?;
+        let (principal, method, claim) = self.authenticate(presented, now).await?;
         let audience = match params.get("audience") {
             None => Audience::sts(),
             Some(a) => Audience::parse(a)
@@ -115,9 +113,18 @@ impl TokenService {
             },
             now,
         );
-        self.audit.record(minted.record).await.map_err(|e| {
-            tracing::error!(error = %e, "token withheld: audit not committed");
-            OAuthError::unavailable()
+        let issued = Issued {
+            record: minted.record,
+            claim,
+        };
+        self.audit.record(issued).await.map_err(|e| match e {
+            AuditError::Replayed => {
+                OAuthError::invalid_client("client assertion rejected: jti was used before")
+            }
+            e => {
+                tracing::error!(error = %e, "token withheld: audit not committed");
+                OAuthError::unavailable()
+            }
         })?;
         Ok(TokenResponse {
             access_token: minted.token,
@@ -131,7 +138,7 @@ impl TokenService {
         &self,
         presented: Presented,
         now: i64,
-    ) -> Result<(Arc<Principal>, AuthMethod), OAuthError> {
+    ) -> Result<(Arc<Principal>, AuthMethod, Option<AssertionClaim>), OAuthError> {
         match presented {
             Presented::Secret {
                 client_id,
@@ -141,7 +148,7 @@ impl TokenService {
                 let subject = Subject::parse(&client_id).map_err(|_| failed())?;
                 let cached = self.principals.get(&subject).await.map_err(store_down)?;
                 if let Some(p) = cached.filter(|p| p.secret_matches(&secret)) {
-                    return Ok((p, method));
+                    return Ok((p, method, None));
                 }
                 // A secret added moments ago may not be cached yet.
                 let fresh = self
@@ -150,7 +157,7 @@ impl TokenService {
                     .await
                     .map_err(store_down)?;
                 match fresh.filter(|p| p.secret_matches(&secret)) {
-                    Some(p) => Ok((p, method)),
+                    Some(p) => Ok((p, method, None)),
                     None => Err(failed()),
                 }
             }
@@ -182,17 +189,13 @@ impl TokenService {
                     self.endpoints.issuer.as_str(),
                 ];
                 let exp = a.check_claims(&claimed, &audiences, now, self.assertion_skew)?;
-                let fresh = self
-                    .replay
-                    .claim_assertion_jti(&claimed, &a.claims.jti, exp + self.assertion_skew)
-                    .await
-                    .map_err(store_down)?;
-                if !fresh {
-                    return Err(OAuthError::invalid_client(
-                        "client assertion rejected: jti was used before",
-                    ));
-                }
-                Ok((principal, AuthMethod::PrivateKeyJwt))
+                // The jti is claimed with the audit row, in one transaction.
+                let claim = AssertionClaim {
+                    client_id: claimed,
+                    jti: a.claims.jti.clone(),
+                    expires_at: exp + self.assertion_skew,
+                };
+                Ok((principal, AuthMethod::PrivateKeyJwt, Some(claim)))
             }
         }
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 pub use sql::SqlStore;
 
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Issued};
 use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
@@ -98,8 +98,11 @@ pub trait PrincipalStore: Send + Sync {
 /// The audit log of issued tokens.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Records a batch of issued tokens in one transaction.
-    async fn record_tokens(&self, batch: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Records a batch of issued tokens in one transaction, claiming their
+    /// client-assertion ids in the same transaction. Returns, per token, whether it
+    /// was recorded: `false` when its assertion id had been used before (then
+    /// nothing is recorded for it). An error records nothing.
+    async fn record_tokens(&self, batch: &[Issued]) -> Result<Vec<bool>, StoreError>;
 
     /// One audit record by `jti`.
     async fn token(&self, jti: &str) -> Result<Option<AuditRecord>, StoreError>;
@@ -108,17 +111,9 @@ pub trait AuditLog: Send + Sync {
     async fn count_tokens(&self) -> Result<i64, StoreError>;
 }
 
-/// Replay defence for client assertions.
+/// Replay defence for client assertions (ids are claimed with `record_tokens`).
 #[async_trait]
 pub trait ReplayGuard: Send + Sync {
-    /// Records an assertion `jti` for a client; `false` if it was seen before.
-    async fn claim_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool, StoreError>;
-
     /// Forgets assertion ids whose assertions expired before `now`.
     async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
 }

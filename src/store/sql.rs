@@ -17,7 +17,7 @@ use super::{
     AuditLog, Backend, KEY_CHANNEL, KeyChangeListener, KeyStore, KeyUpdate, PrincipalStore,
     ReplayGuard, Store, StoreError,
 };
-use crate::audit::AuditRecord;
+use crate::audit::{AssertionClaim, AuditRecord, Issued};
 use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
@@ -563,6 +563,23 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 
 const AUDIT_COLUMNS: usize = 9;
 
+/// `($1,$2,...),($n,...)` for a multi-row insert of `rows` rows of `columns`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 4);
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(i * columns + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         jti: row.try_get("jti")?,
@@ -579,40 +596,73 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
 
 #[async_trait]
 impl AuditLog for SqlStore {
-    async fn record_tokens(&self, batch: &[AuditRecord]) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut sql = String::with_capacity(160 + batch.len() * 60);
-        sql.push_str(
-            "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method) VALUES ",
-        );
-        for i in 0..batch.len() {
-            sql.push_str(if i == 0 { "(" } else { ",(" });
-            for c in 0..AUDIT_COLUMNS {
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push('$');
-                sql.push_str(&(i * AUDIT_COLUMNS + c + 1).to_string());
+    async fn record_tokens(&self, batch: &[Issued]) -> Result<Vec<bool>, StoreError> {
+        // Within a batch the first use of an assertion id wins.
+        let mut seen = std::collections::HashSet::new();
+        let mut recorded: Vec<bool> = batch
+            .iter()
+            .map(|i| {
+                i.claim
+                    .as_ref()
+                    .is_none_or(|c| seen.insert((&c.client_id, &c.jti)))
+            })
+            .collect();
+        let claims: Vec<&AssertionClaim> = batch
+            .iter()
+            .zip(&recorded)
+            .filter_map(|(i, ok)| i.claim.as_ref().filter(|_| *ok))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        if !claims.is_empty() {
+            let sql = format!(
+                "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES {}
+                 ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
+                placeholders(claims.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in &claims {
+                q = q.bind(&c.client_id).bind(&c.jti).bind(c.expires_at);
             }
-            sql.push(')');
+            let fresh: std::collections::HashSet<(String, String)> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("client_id")?, r.try_get("jti")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
+                if let Some(c) = &i.claim {
+                    *ok = *ok && fresh.contains(&(c.client_id.clone(), c.jti.clone()));
+                }
+            }
         }
-        let mut q = sqlx::query(&sql);
-        for r in batch {
-            q = q
-                .bind(&r.jti)
-                .bind(&r.subject)
-                .bind(&r.org_id)
-                .bind(&r.agent_id)
-                .bind(&r.audience)
-                .bind(&r.kid)
-                .bind(r.iat)
-                .bind(r.exp)
-                .bind(&r.auth_method);
+        let rows: Vec<&AuditRecord> = batch
+            .iter()
+            .zip(&recorded)
+            .filter(|(_, ok)| **ok)
+            .map(|(i, _)| &i.record)
+            .collect();
+        if !rows.is_empty() {
+            let sql = format!(
+                "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method) VALUES {}",
+                placeholders(rows.len(), AUDIT_COLUMNS)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in rows {
+                q = q
+                    .bind(&r.jti)
+                    .bind(&r.subject)
+                    .bind(&r.org_id)
+                    .bind(&r.agent_id)
+                    .bind(&r.audience)
+                    .bind(&r.kid)
+                    .bind(r.iat)
+                    .bind(r.exp)
+                    .bind(&r.auth_method);
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&self.pool).await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn token(&self, jti: &str) -> Result<Option<AuditRecord>, StoreError> {
@@ -635,24 +685,6 @@ impl AuditLog for SqlStore {
 
 #[async_trait]
 impl ReplayGuard for SqlStore {
-    async fn claim_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (client_id, jti) DO NOTHING",
-        )
-        .bind(client_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
             .bind(now)
