@@ -165,7 +165,10 @@ impl App {
         manager.attach(keys.clone());
         let (audit, audit_task) = AuditWriter::start(store.clone());
         let tokens = TokenService {
-            principals: PrincipalCache::new(store.clone(), settings.principal_cache_ttl),
+            principals: Arc::new(PrincipalCache::new(
+                store.clone(),
+                settings.principal_cache_ttl,
+            )),
             keys: keys.clone(),
             endpoints,
             audit,

@@ -381,7 +381,7 @@ impl Settings {
                 ));
             }
         };
-        let cache = file.principal_cache_seconds.unwrap_or(30);
+        let cache = file.principal_cache_seconds.unwrap_or(600);
         if cache == 0 || cache > 3600 {
             return Err(invalid("principal_cache_seconds", "use 1-3600 seconds"));
         }

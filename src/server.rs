@@ -24,6 +24,7 @@ pub struct Server {
     audit_task: JoinHandle<()>,
     purge_task: JoinHandle<()>,
     key_task: JoinHandle<()>,
+    cache_task: JoinHandle<()>,
 }
 
 impl Server {
@@ -43,6 +44,12 @@ impl Server {
             let _ = stopped.await;
         }));
         let purge_task = tokio::spawn(purge_assertion_ids(app.store.clone()));
+        let cache_task = tokio::spawn(
+            app.tokens
+                .principals
+                .clone()
+                .follow_changes(Duration::from_secs(1)),
+        );
         let key_task = tokio::spawn(
             app.manager
                 .clone()
@@ -56,6 +63,7 @@ impl Server {
             audit_task,
             purge_task,
             key_task,
+            cache_task,
         })
     }
 
@@ -68,11 +76,13 @@ impl Server {
             audit_task,
             purge_task,
             key_task,
+            cache_task,
             ..
         } = self;
         let _ = stop.send(());
         let served = task.await.context("server task failed")?;
         purge_task.abort();
+        cache_task.abort();
         // A transition in flight is one transaction: aborting leaves it whole or undone.
         key_task.abort();
         let _ = key_task.await;

@@ -23,6 +23,7 @@ both_backends!(
     private_keys_are_stored_wrapped,
     audit_batches_round_trip,
     assertion_ids_are_claimed_once,
+    principal_changes_are_logged_in_order,
 );
 
 fn secret_cred() -> Credential {
@@ -72,8 +73,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        2,
-        "init and session claims"
+        3,
+        "init, session claims, principal changes"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -435,4 +436,35 @@ async fn assertion_ids_are_claimed_once(backend: Backend) {
         vec![false],
         "unexpired ids stay"
     );
+}
+
+async fn principal_changes_are_logged_in_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let (start, none) = s.principal_changes_since(0).await.unwrap();
+    assert!(none.is_empty());
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    s.create_agent(&org("acme"), &agent("a"), &secret_cred(), 1)
+        .await
+        .unwrap();
+    let sub = Subject::parse("org/acme/agent/a").unwrap();
+    s.set_session_claims(
+        &sub,
+        Some(&nomos_issuer::aws::session::SessionClaims::default()),
+    )
+    .await
+    .unwrap();
+    let (last, changed) = s.principal_changes_since(start).await.unwrap();
+    assert_eq!(
+        changed,
+        vec!["org/acme", "org/acme/agent/a", "org/acme/agent/a"]
+    );
+    assert!(last > start);
+    assert!(s.principal_changes_since(last).await.unwrap().1.is_empty());
+    // A failed change logs nothing.
+    let ghost = Subject::parse("org/acme/agent/ghost").unwrap();
+    assert!(s.set_session_claims(&ghost, None).await.is_err());
+    assert!(s.principal_changes_since(last).await.unwrap().1.is_empty());
 }

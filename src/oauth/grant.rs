@@ -36,7 +36,7 @@ pub struct TokenResponse {
 /// Everything the grant needs, built once at startup.
 pub struct TokenService {
     /// Principals, cached.
-    pub principals: PrincipalCache,
+    pub principals: Arc<PrincipalCache>,
     /// The signing keys.
     pub keys: Arc<KeyRing>,
     /// Published URLs.

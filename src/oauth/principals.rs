@@ -1,6 +1,8 @@
 //! An in-memory cache of principals, so that minting makes no database round
-//! trip for a known client. Entries expire after a TTL; callers ask for a
-//! fresher entry when authentication fails, so a new secret or key is seen at once.
+//! trip for a known client. Every change to a principal is noted in the store;
+//! `follow_changes` drops the changed entries within a second on every replica.
+//! Entries also expire after a TTL (a safety net), and callers ask for a fresher
+//! entry when authentication fails, so a new secret or key is seen at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -64,5 +66,48 @@ impl PrincipalCache {
             }
         }
         Ok(loaded)
+    }
+
+    /// Drops the entries of `subject`; `org/ORG` drops the org and all its agents.
+    pub fn invalidate(&self, subject: &str) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        match Subject::parse(subject) {
+            Ok(Subject::Org(org)) => entries.retain(|s, _| s.org() != &org),
+            Ok(s) => {
+                entries.remove(&s);
+            }
+            Err(_) => entries.clear(),
+        }
+    }
+
+    /// Follows the store's change log: every `every`, drops what changed. Runs
+    /// until the task is aborted.
+    pub async fn follow_changes(self: std::sync::Arc<Self>, every: Duration) {
+        let mut seq = match self.store.principal_changes_since(0).await {
+            Ok((seq, _)) => seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read principal changes; relying on the cache TTL");
+                0
+            }
+        };
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match self.store.principal_changes_since(seq).await {
+                Ok((last, subjects)) => {
+                    for s in &subjects {
+                        self.invalidate(s);
+                    }
+                    seq = last;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read principal changes; dropping the whole cache");
+                    self.entries
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                }
+            }
+        }
     }
 }

@@ -83,6 +83,11 @@ pub trait PrincipalStore: Send + Sync {
     /// The principal behind a subject with its active credentials, if it exists.
     async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError>;
 
+    /// Changes to principals after `seq`: the newest seq seen and the changed
+    /// subjects (`org/ORG` stands for the org and all its agents). With `seq` 0
+    /// and nothing new, the newest seq in the store.
+    async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError>;
+
     /// Every org's and agent's effective session claims (for `aws lint`).
     async fn session_claims_all(&self) -> Result<Vec<(Subject, SessionClaims)>, StoreError>;
 

@@ -32,7 +32,7 @@ pub struct SqlStore {
 }
 
 /// The migrations of each backend, embedded in the binary: (version, name, SQL).
-fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 2] {
+fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 3] {
     match backend {
         Backend::Postgres => [
             (
@@ -45,6 +45,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 2] {
                 "session claims",
                 include_str!("../../migrations/postgres/0002_session_claims.sql"),
             ),
+            (
+                3,
+                "principal changes",
+                include_str!("../../migrations/postgres/0003_principal_changes.sql"),
+            ),
         ],
         Backend::Sqlite => [
             (
@@ -56,6 +61,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 2] {
                 2,
                 "session claims",
                 include_str!("../../migrations/sqlite/0002_session_claims.sql"),
+            ),
+            (
+                3,
+                "principal changes",
+                include_str!("../../migrations/sqlite/0003_principal_changes.sql"),
             ),
         ],
     }
@@ -230,6 +240,23 @@ fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
     Ok(Credential { id, kind })
 }
 
+/// Notes a change to a principal, in the transaction that makes it.
+async fn record_change(
+    tx: &mut Transaction<'static, Any>,
+    subject: &Subject,
+) -> Result<(), StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    sqlx::query("INSERT INTO principal_changes (subject, changed_at) VALUES ($1, $2)")
+        .bind(subject.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn insert_credential(
     tx: &mut Transaction<'static, Any>,
     subject: &Subject,
@@ -392,6 +419,7 @@ impl PrincipalStore for SqlStore {
         .await
         .map_err(|e| conflict_or(e, || format!("org {org}")))?;
         insert_credential(&mut tx, &Subject::Org(org.clone()), credential, now).await?;
+        record_change(&mut tx, &Subject::Org(org.clone())).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -429,6 +457,7 @@ impl PrincipalStore for SqlStore {
             .map_err(|e| conflict_or(e, || format!("agent {agent} of org {org}")))?;
         let subject = Subject::Agent(org.clone(), agent.clone());
         insert_credential(&mut tx, &subject, credential, now).await?;
+        record_change(&mut tx, &subject).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -530,12 +559,13 @@ impl PrincipalStore for SqlStore {
         claims: Option<&SessionClaims>,
     ) -> Result<(), StoreError> {
         let text = claims.map(|c| serde_json::to_string(c).expect("claims serialise"));
+        let mut tx = self.pool.begin().await?;
         let done = match subject.agent() {
             None => {
                 sqlx::query("UPDATE orgs SET session_claims = $1 WHERE id = $2")
                     .bind(text)
                     .bind(subject.org().as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
             }
             Some(agent) => {
@@ -543,14 +573,38 @@ impl PrincipalStore for SqlStore {
                     .bind(text)
                     .bind(subject.org().as_str())
                     .bind(agent.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
             }
         };
+        record_change(&mut tx, subject).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(subject.to_string()));
         }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, subject FROM principal_changes WHERE seq > $1 ORDER BY seq LIMIT 10000",
+        )
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut last = seq;
+        let mut subjects = Vec::with_capacity(rows.len());
+        for r in &rows {
+            last = last.max(r.try_get::<i64, _>("seq")?);
+            subjects.push(r.try_get("subject")?);
+        }
+        if rows.is_empty() && seq == 0 {
+            last = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM principal_changes")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0);
+        }
+        Ok((last, subjects))
     }
 }
 
@@ -688,6 +742,11 @@ impl ReplayGuard for SqlStore {
     async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
             .bind(now)
+            .execute(&self.pool)
+            .await?;
+        // Changes older than a day have been seen by every running replica.
+        sqlx::query("DELETE FROM principal_changes WHERE changed_at < $1")
+            .bind(now - 86_400)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
