@@ -29,6 +29,10 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    /// On Postgres, a native pool for the audit's group commit: one prepared
+    /// statement with array parameters (`UNNEST`) whatever the batch size, where
+    /// the `Any` driver would plan a new multi-row `VALUES` for every size.
+    audit_pg: Option<sqlx::PgPool>,
 }
 
 /// The migrations of each backend, embedded in the binary: (version, name, SQL).
@@ -148,10 +152,21 @@ impl SqlStore {
                     .await?
             }
         };
+        let audit_pg = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?,
+            ),
+            Backend::Sqlite => None,
+        };
         Ok(SqlStore {
             pool,
             backend,
             url: url.to_owned(),
+            audit_pg,
         })
     }
 
@@ -617,6 +632,67 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 
 const AUDIT_COLUMNS: usize = 9;
 
+/// The Postgres group commit: assertion ids and audit rows as arrays.
+async fn record_tokens_pg(
+    pg: &sqlx::PgPool,
+    batch: &[Issued],
+    mut recorded: Vec<bool>,
+    claims: &[&AssertionClaim],
+) -> Result<Vec<bool>, StoreError> {
+    let mut tx = pg.begin().await?;
+    if !claims.is_empty() {
+        let fresh: std::collections::HashSet<(String, String)> = sqlx::query_as(
+            "INSERT INTO assertion_jtis (client_id, jti, expires_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[])
+             ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
+        )
+        .bind(
+            claims
+                .iter()
+                .map(|c| c.client_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(claims.iter().map(|c| c.jti.as_str()).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
+            if let Some(c) = &i.claim {
+                *ok = *ok && fresh.contains(&(c.client_id.clone(), c.jti.clone()));
+            }
+        }
+    }
+    let rows: Vec<&AuditRecord> = batch
+        .iter()
+        .zip(&recorded)
+        .filter(|(_, ok)| **ok)
+        .map(|(i, _)| &i.record)
+        .collect();
+    if !rows.is_empty() {
+        let col = |f: fn(&AuditRecord) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
+        sqlx::query(
+            "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::int8[], $8::int8[], $9::text[])",
+        )
+        .bind(col(|r| &r.jti))
+        .bind(col(|r| &r.subject))
+        .bind(col(|r| &r.org_id))
+        .bind(rows.iter().map(|r| r.agent_id.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(col(|r| &r.audience))
+        .bind(col(|r| &r.kid))
+        .bind(rows.iter().map(|r| r.iat).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|r| r.exp).collect::<Vec<i64>>())
+        .bind(col(|r| &r.auth_method))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
+
 /// `($1,$2,...),($n,...)` for a multi-row insert of `rows` rows of `columns`.
 fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 4);
@@ -666,8 +742,15 @@ impl AuditLog for SqlStore {
             .zip(&recorded)
             .filter_map(|(i, ok)| i.claim.as_ref().filter(|_| *ok))
             .collect();
-        let mut tx = self.pool.begin().await?;
-        if !claims.is_empty() {
+        if let Some(pg) = &self.audit_pg {
+            return record_tokens_pg(pg, batch, recorded, &claims).await;
+        }
+        // Without assertion ids to claim, one INSERT is the whole transaction.
+        let mut tx = match claims.is_empty() {
+            true => None,
+            false => Some(self.pool.begin().await?),
+        };
+        if let Some(tx) = tx.as_mut() {
             let sql = format!(
                 "INSERT INTO assertion_jtis (client_id, jti, expires_at) VALUES {}
                  ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
@@ -678,7 +761,7 @@ impl AuditLog for SqlStore {
                 q = q.bind(&c.client_id).bind(&c.jti).bind(c.expires_at);
             }
             let fresh: std::collections::HashSet<(String, String)> = q
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("client_id")?, r.try_get("jti")?)))
@@ -713,9 +796,14 @@ impl AuditLog for SqlStore {
                     .bind(r.exp)
                     .bind(&r.auth_method);
             }
-            q.execute(&mut *tx).await?;
+            match tx.as_mut() {
+                Some(tx) => q.execute(&mut **tx).await?,
+                None => q.execute(&self.pool).await?,
+            };
         }
-        tx.commit().await?;
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
         Ok(recorded)
     }
 
@@ -790,6 +878,9 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        if let Some(pg) = &self.audit_pg {
+            pg.close().await;
+        }
     }
 
     async fn key_change_listener(&self) -> Option<Box<dyn KeyChangeListener>> {
