@@ -5,6 +5,7 @@
 //! transaction takes its lock.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -632,6 +633,25 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 
 const AUDIT_COLUMNS: usize = 9;
 
+/// Marks the tokens whose assertion id the database did not accept as fresh.
+fn keep_fresh(batch: &[Issued], recorded: &mut [bool], fresh: &HashSet<(String, String)>) {
+    for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
+        if let Some(c) = &i.claim {
+            *ok = *ok && fresh.contains(&(c.client_id.clone(), c.jti.clone()));
+        }
+    }
+}
+
+/// The audit rows of the tokens still to be recorded.
+fn to_record<'a>(batch: &'a [Issued], recorded: &[bool]) -> Vec<&'a AuditRecord> {
+    batch
+        .iter()
+        .zip(recorded)
+        .filter(|(_, ok)| **ok)
+        .map(|(i, _)| &i.record)
+        .collect()
+}
+
 /// The Postgres group commit: assertion ids and audit rows as arrays.
 async fn record_tokens_pg(
     pg: &sqlx::PgPool,
@@ -641,7 +661,7 @@ async fn record_tokens_pg(
 ) -> Result<Vec<bool>, StoreError> {
     let mut tx = pg.begin().await?;
     if !claims.is_empty() {
-        let fresh: std::collections::HashSet<(String, String)> = sqlx::query_as(
+        let fresh: HashSet<(String, String)> = sqlx::query_as(
             "INSERT INTO assertion_jtis (client_id, jti, expires_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[])
              ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
@@ -658,18 +678,9 @@ async fn record_tokens_pg(
         .await?
         .into_iter()
         .collect();
-        for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
-            if let Some(c) = &i.claim {
-                *ok = *ok && fresh.contains(&(c.client_id.clone(), c.jti.clone()));
-            }
-        }
+        keep_fresh(batch, &mut recorded, &fresh);
     }
-    let rows: Vec<&AuditRecord> = batch
-        .iter()
-        .zip(&recorded)
-        .filter(|(_, ok)| **ok)
-        .map(|(i, _)| &i.record)
-        .collect();
+    let rows = to_record(batch, &recorded);
     if !rows.is_empty() {
         let col = |f: fn(&AuditRecord) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
         sqlx::query(
@@ -728,7 +739,7 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
 impl AuditLog for SqlStore {
     async fn record_tokens(&self, batch: &[Issued]) -> Result<Vec<bool>, StoreError> {
         // Within a batch the first use of an assertion id wins.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut recorded: Vec<bool> = batch
             .iter()
             .map(|i| {
@@ -760,24 +771,15 @@ impl AuditLog for SqlStore {
             for c in &claims {
                 q = q.bind(&c.client_id).bind(&c.jti).bind(c.expires_at);
             }
-            let fresh: std::collections::HashSet<(String, String)> = q
+            let fresh: HashSet<(String, String)> = q
                 .fetch_all(&mut **tx)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("client_id")?, r.try_get("jti")?)))
                 .collect::<Result<_, sqlx::Error>>()?;
-            for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
-                if let Some(c) = &i.claim {
-                    *ok = *ok && fresh.contains(&(c.client_id.clone(), c.jti.clone()));
-                }
-            }
+            keep_fresh(batch, &mut recorded, &fresh);
         }
-        let rows: Vec<&AuditRecord> = batch
-            .iter()
-            .zip(&recorded)
-            .filter(|(_, ok)| **ok)
-            .map(|(i, _)| &i.record)
-            .collect();
+        let rows = to_record(batch, &recorded);
         if !rows.is_empty() {
             let sql = format!(
                 "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method) VALUES {}",
