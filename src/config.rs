@@ -83,7 +83,7 @@ pub struct ConfigArgs {
         value_name = "SECONDS"
     )]
     pub token_ttl: Option<u32>,
-    /// Cache-Control max-age of discovery and JWKS, in seconds [default: 300]
+    /// The longest a verifier may cache the JWKS (Cache-Control max-age; key rotation waits on it), in seconds [default: 300]
     #[arg(
         long,
         env = "NOMOS_ISSUER_JWKS_MAX_AGE",
