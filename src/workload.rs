@@ -169,6 +169,22 @@ impl ClientCredential {
     }
 }
 
+/// Adds the PEM certificates of `ca_file` (a private CA) to a client's trusted roots.
+pub fn trust_ca_file(
+    builder: reqwest::ClientBuilder,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    let Some(f) = ca_file else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("{}: not PEM certificates", f.display()))?;
+    Ok(certs
+        .into_iter()
+        .fold(builder, |b, cert| b.add_root_certificate(cert)))
+}
+
 /// A token as the endpoint returned it.
 #[derive(Debug, Clone)]
 pub struct Fetched {

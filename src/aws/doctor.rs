@@ -17,7 +17,7 @@ use super::policy::host_path;
 use super::session::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
 use crate::config::Settings;
 use crate::keys::PublicJwk;
-use crate::workload::{ClientCredential, fetch_token};
+use crate::workload::{ClientCredential, fetch_token, trust_ca_file};
 
 /// STS gives up on discovery or JWKS after about this long.
 const STS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -271,16 +271,10 @@ pub async fn thumbprints(issuer: &str, ca_file: Option<&Path>) -> anyhow::Result
 }
 
 fn client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .timeout(STS_TIMEOUT + Duration::from_secs(1))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(f) = ca_file {
-        let pem = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    Ok(b.build()?)
+    Ok(trust_ca_file(b, ca_file)?.build()?)
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Duration), String> {

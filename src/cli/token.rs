@@ -12,7 +12,7 @@ use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
 use crate::workload::{
     ClientCredential, FetchError, backoff, fetch_token, refresh_after, role_session_name,
-    write_atomically,
+    trust_ca_file, write_atomically,
 };
 
 /// `token` subcommands.
@@ -198,13 +198,10 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
         args.client_secret_file.as_deref(),
         args.private_key_file.as_deref(),
     )?;
-    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
-    if let Some(f) = &args.ca_file {
-        let pem = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-            http = http.add_root_certificate(cert);
-        }
-    }
+    let http = trust_ca_file(
+        reqwest::Client::builder().timeout(Duration::from_secs(10)),
+        args.ca_file.as_deref(),
+    )?;
     let h = Helper {
         http: http.build()?,
         issuer: settings.issuer.clone(),
