@@ -83,8 +83,8 @@ impl PrincipalCache {
     /// Follows the store's change log: every `every`, drops what changed. Runs
     /// until the task is aborted.
     pub async fn follow_changes(self: std::sync::Arc<Self>, every: Duration) {
-        let mut seq = match self.store.principal_changes_since(0).await {
-            Ok((seq, _)) => seq,
+        let mut seq = match self.store.principal_change_head().await {
+            Ok(seq) => seq,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read principal changes; relying on the cache TTL");
                 0

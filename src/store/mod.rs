@@ -83,9 +83,11 @@ pub trait PrincipalStore: Send + Sync {
     /// The principal behind a subject with its active credentials, if it exists.
     async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError>;
 
+    /// The newest entry of the principal change log (0 when it is empty).
+    async fn principal_change_head(&self) -> Result<i64, StoreError>;
+
     /// Changes to principals after `seq`: the newest seq seen and the changed
-    /// subjects (`org/ORG` stands for the org and all its agents). With `seq` 0
-    /// and nothing new, the newest seq in the store.
+    /// subjects (`org/ORG` stands for the org and all its agents).
     async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError>;
 
     /// Every org's and agent's effective session claims (for `aws lint`).

@@ -601,6 +601,15 @@ impl PrincipalStore for SqlStore {
         Ok(())
     }
 
+    async fn principal_change_head(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM principal_changes")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
     async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError> {
         let rows = sqlx::query(
             "SELECT seq, subject FROM principal_changes WHERE seq > $1 ORDER BY seq LIMIT 10000",
@@ -613,12 +622,6 @@ impl PrincipalStore for SqlStore {
         for r in &rows {
             last = last.max(r.try_get::<i64, _>("seq")?);
             subjects.push(r.try_get("subject")?);
-        }
-        if rows.is_empty() && seq == 0 {
-            last = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM principal_changes")
-                .fetch_one(&self.pool)
-                .await?
-                .unwrap_or(0);
         }
         Ok((last, subjects))
     }
