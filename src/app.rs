@@ -159,7 +159,6 @@ impl App {
         migrate: bool,
     ) -> anyhow::Result<(Arc<App>, JoinHandle<()>)> {
         let store = open_store(&settings, migrate).await?;
-        let endpoints = Endpoints::new(&settings.issuer);
         let (manager, published) = start_keys(store.clone(), &settings).await?;
         let keys = Arc::new(KeyRing::new(published));
         manager.attach(keys.clone());
@@ -170,7 +169,7 @@ impl App {
                 settings.principal_cache_ttl,
             )),
             keys: keys.clone(),
-            endpoints,
+            endpoints: manager.endpoints().clone(),
             audit,
             token_ttl: settings
                 .token_ttl

@@ -88,6 +88,11 @@ impl KeyManager {
         &self.policy
     }
 
+    /// The published URLs.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
     /// Plans `request` at `now` and applies it under the store's lock.
     pub async fn run(&self, request: &Request, now: i64) -> Result<Outcome, RotationError> {
         let keys = self.store.list_keys().await?;
@@ -138,7 +143,6 @@ impl KeyManager {
     /// Returns how many were re-wrapped.
     pub async fn rewrap(&self) -> Result<usize, RotationError> {
         let active = self.keks.active().id().to_owned();
-        let failure: Mutex<Option<String>> = Mutex::new(None);
         let update = |current: &[StoredKey]| -> Result<Vec<StoredKey>, String> {
             let mut keys = current.to_vec();
             for k in keys.iter_mut() {
@@ -146,11 +150,10 @@ impl KeyManager {
                 if w.kek_id == active {
                     continue;
                 }
-                let der = self.keks.unwrap(&k.kid, k.alg, w).map_err(|e| {
-                    let msg = e.to_string();
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
-                    msg
-                })?;
+                let der = self
+                    .keks
+                    .unwrap(&k.kid, k.alg, w)
+                    .map_err(|e| e.to_string())?;
                 k.private_key = Some(self.keks.active().wrap(&k.kid, k.alg, &der));
             }
             Ok(keys)
