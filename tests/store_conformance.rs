@@ -12,7 +12,9 @@ use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
 use nomos_issuer::keys::{Alg, Kek, KekSet, KeyState, StoredKey, signer};
 use nomos_issuer::principal::{ClientSecret, Credential, CredentialKind, OrgPolicy, random_id};
 use nomos_issuer::rotation::{KeyManager, Outcome};
-use nomos_issuer::store::StoreError;
+use nomos_issuer::store::{
+    AdminToken, AgentInfo, AuditQuery, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, StoreError,
+};
 
 both_backends!(
     migrations_are_idempotent,
@@ -24,6 +26,16 @@ both_backends!(
     audit_batches_round_trip,
     assertion_ids_are_claimed_once,
     principal_changes_are_logged_in_order,
+    orgs_are_listed_in_id_order_and_paged,
+    agents_are_listed_per_org,
+    credentials_are_added_and_revoked_within_the_secret_limit,
+    racing_secret_additions_stay_within_the_limit,
+    audit_queries_filter_order_and_page,
+    audit_cursor_pages_through_ties_exactly_once,
+    purge_removes_exactly_the_older_tokens,
+    purge_goes_through_every_batch,
+    admin_tokens_are_looked_up_listed_and_revoked,
+    pool_stats_describe_the_pools,
 );
 
 fn secret_cred() -> Credential {
@@ -73,8 +85,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        3,
-        "init, session claims, principal changes"
+        4,
+        "init, session claims, principal changes, admin tokens"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -469,4 +481,735 @@ async fn principal_changes_are_logged_in_order(backend: Backend) {
     let ghost = Subject::parse("org/acme/agent/ghost").unwrap();
     assert!(s.set_session_claims(&ghost, None).await.is_err());
     assert!(s.principal_changes_since(last).await.unwrap().1.is_empty());
+}
+
+fn sub(s: &str) -> Subject {
+    Subject::parse(s).unwrap()
+}
+
+fn org_policy(audience: &str, max_ttl: u32) -> OrgPolicy {
+    OrgPolicy {
+        audiences: vec![Audience::sts(), Audience::parse(audience).unwrap()],
+        max_ttl,
+    }
+}
+
+async fn orgs_are_listed_in_id_order_and_paged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    assert!(s.list_orgs(None, 10).await.unwrap().is_empty());
+    // Created out of id order, each with a policy and creation time of its own.
+    let mut expected = Vec::new();
+    for (i, id) in ["delta", "alpha", "echo9", "bravo", "charlie-2"]
+        .into_iter()
+        .enumerate()
+    {
+        let info = OrgInfo {
+            id: org(id),
+            policy: org_policy(&format!("https://{id}.example"), 100 + i as u32),
+            created_at: 1000 + i as i64,
+        };
+        s.create_org(&info.id, &info.policy, &secret_cred(), info.created_at)
+            .await
+            .unwrap();
+        expected.push(info);
+    }
+    // An agent is not an org.
+    s.create_agent(&org("delta"), &agent("alpha"), &secret_cred(), 1)
+        .await
+        .unwrap();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids = |v: &[OrgInfo]| v.iter().map(|o| o.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&expected),
+        ["alpha", "bravo", "charlie-2", "delta", "echo9"]
+    );
+
+    assert_eq!(s.list_orgs(None, 2).await.unwrap(), expected[..2]);
+    assert_eq!(s.list_orgs(None, 100).await.unwrap(), expected);
+    assert!(s.list_orgs(None, 0).await.unwrap().is_empty());
+
+    // Paging with the last id of each page visits every org once, in order.
+    let mut walked = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after: Option<OrgId> = None;
+    loop {
+        let page = s.list_orgs(after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2, "{page:?}");
+        if page.is_empty() {
+            break;
+        }
+        sizes.push(page.len());
+        after = Some(page.last().unwrap().id.clone());
+        walked.extend(page);
+        assert!(sizes.len() <= 5, "paging does not end: {sizes:?}");
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(walked, expected);
+
+    // `after` need not name an existing org.
+    assert_eq!(
+        ids(&s.list_orgs(Some(&org("b")), 100).await.unwrap()),
+        ["bravo", "charlie-2", "delta", "echo9"]
+    );
+    assert_eq!(
+        ids(&s.list_orgs(Some(&org("bravo")), 2).await.unwrap()),
+        ["charlie-2", "delta"]
+    );
+    assert!(
+        s.list_orgs(Some(&org("echo9")), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for info in &expected {
+        assert_eq!(s.org(&info.id).await.unwrap().as_ref(), Some(info));
+    }
+    let delta = s.org(&org("delta")).await.unwrap().unwrap();
+    assert_eq!(delta.created_at, 1000);
+    assert_eq!(delta.policy, org_policy("https://delta.example", 100));
+    assert!(s.org(&org("zulu")).await.unwrap().is_none());
+}
+
+async fn agents_are_listed_per_org(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    assert!(s.list_agents(&org("acme")).await.unwrap().is_none());
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    s.create_org(&org("beta"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    assert_eq!(s.list_agents(&org("acme")).await.unwrap(), Some(vec![]));
+    let info = |o: &str, a: &str, at: i64| AgentInfo {
+        org: org(o),
+        id: agent(a),
+        created_at: at,
+    };
+    // Created out of id order; "ci" exists in both orgs.
+    for a in [
+        info("acme", "web", 10),
+        info("beta", "zeta", 11),
+        info("acme", "ci", 12),
+        info("beta", "ci", 13),
+        info("acme", "batch-1", 14),
+    ] {
+        s.create_agent(&a.org, &a.id, &secret_cred(), a.created_at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.list_agents(&org("acme")).await.unwrap(),
+        Some(vec![
+            info("acme", "batch-1", 14),
+            info("acme", "ci", 12),
+            info("acme", "web", 10),
+        ])
+    );
+    assert_eq!(
+        s.list_agents(&org("beta")).await.unwrap(),
+        Some(vec![info("beta", "ci", 13), info("beta", "zeta", 11)])
+    );
+    assert!(s.list_agents(&org("nobody")).await.unwrap().is_none());
+
+    assert_eq!(
+        s.agent(&org("acme"), &agent("ci")).await.unwrap(),
+        Some(info("acme", "ci", 12))
+    );
+    assert_eq!(
+        s.agent(&org("beta"), &agent("ci")).await.unwrap(),
+        Some(info("beta", "ci", 13))
+    );
+    assert!(
+        s.agent(&org("acme"), &agent("zeta"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.agent(&org("nobody"), &agent("ci"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn key_credential() -> Credential {
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+    Credential::new(CredentialKind::PublicKeys(vec![
+        nomos_issuer::keys::PublicJwk::parse(&jwk).unwrap(),
+    ]))
+}
+
+fn info(credential: &Credential, created_at: i64, revoked_at: Option<i64>) -> CredentialInfo {
+    CredentialInfo {
+        credential: credential.clone(),
+        created_at,
+        revoked_at,
+    }
+}
+
+async fn credentials_are_added_and_revoked_within_the_secret_limit(backend: Backend) {
+    assert_eq!(MAX_ACTIVE_SECRETS, 2);
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let (acme, ci) = (sub("org/acme"), sub("org/acme/agent/ci"));
+    // Unknown subjects have no credentials and take none.
+    for unknown in [&acme, &ci] {
+        assert!(s.credentials(unknown).await.unwrap().is_none());
+        let r = s.add_credential(unknown, &secret_cred(), 1).await;
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    }
+    let (secret1, c1) = Credential::new_secret();
+    s.create_org(&org("acme"), &OrgPolicy::default(), &c1, 10)
+        .await
+        .unwrap();
+    let k1 = key_credential();
+    s.create_agent(&org("acme"), &agent("ci"), &k1, 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credentials(&acme).await.unwrap(),
+        Some(vec![info(&c1, 10, None)])
+    );
+    // An agent that does not exist, of an org that does.
+    let created = s.principal_change_head().await.unwrap();
+    let ghost = sub("org/acme/agent/ghost");
+    assert!(s.credentials(&ghost).await.unwrap().is_none());
+    let r = s.add_credential(&ghost, &secret_cred(), 12).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert_eq!(
+        s.principal_change_head().await.unwrap(),
+        created,
+        "a failure logs nothing"
+    );
+
+    // A second secret is accepted and logged as a change of the org.
+    let head = s.principal_change_head().await.unwrap();
+    let (secret2, c2) = Credential::new_secret();
+    s.add_credential(&acme, &c2, 20).await.unwrap();
+    let (after_add, changed) = s.principal_changes_since(head).await.unwrap();
+    assert_eq!(changed, ["org/acme"]);
+    assert!(after_add > head);
+    assert_eq!(s.principal_change_head().await.unwrap(), after_add);
+
+    // A third is refused, stores nothing and logs nothing.
+    let c3 = secret_cred();
+    let r = s.add_credential(&acme, &c3, 21).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert_eq!(s.principal_change_head().await.unwrap(), after_add);
+    // Public keys do not count against the secret limit.
+    let k2 = key_credential();
+    s.add_credential(&acme, &k2, 22).await.unwrap();
+    assert_eq!(
+        s.credentials(&acme).await.unwrap(),
+        Some(vec![
+            info(&c1, 10, None),
+            info(&c2, 20, None),
+            info(&k2, 22, None)
+        ])
+    );
+    let p = s.principal(&acme).await.unwrap().unwrap();
+    assert_eq!(p.credentials, vec![c1.clone(), c2.clone(), k2.clone()]);
+    assert!(p.secret_matches(secret1.expose()) && p.secret_matches(secret2.expose()));
+
+    // Revoking keeps the credential listed, with its revocation time, and takes it
+    // out of the principal's active credentials.
+    let head = s.principal_change_head().await.unwrap();
+    s.revoke_credential(&acme, &c1.id, 30).await.unwrap();
+    let (after_revoke, changed) = s.principal_changes_since(head).await.unwrap();
+    assert_eq!(changed, ["org/acme"]);
+    assert!(after_revoke > head);
+    assert_eq!(
+        s.credentials(&acme).await.unwrap(),
+        Some(vec![
+            info(&c1, 10, Some(30)),
+            info(&c2, 20, None),
+            info(&k2, 22, None)
+        ])
+    );
+    let p = s.principal(&acme).await.unwrap().unwrap();
+    assert_eq!(p.credentials, vec![c2.clone(), k2.clone()]);
+    assert!(!p.secret_matches(secret1.expose()));
+    assert!(p.secret_matches(secret2.expose()));
+
+    // Revoking an unknown, already revoked or other subject's credential fails,
+    // changes nothing and logs nothing.
+    for (subject, id) in [
+        (&acme, c1.id.as_str()),
+        (&acme, "cred_unknown"),
+        (&acme, k1.id.as_str()),
+        (&ci, c2.id.as_str()),
+        (&sub("org/nobody"), c2.id.as_str()),
+    ] {
+        let r = s.revoke_credential(subject, id, 31).await;
+        assert!(
+            matches!(r, Err(StoreError::NotFound(_))),
+            "{subject} {id}: {r:?}"
+        );
+    }
+    assert_eq!(s.principal_change_head().await.unwrap(), after_revoke);
+    assert_eq!(
+        s.credentials(&acme).await.unwrap().unwrap()[0],
+        info(&c1, 10, Some(30)),
+        "a second revocation does not move the revocation time"
+    );
+    assert_eq!(
+        s.principal(&ci).await.unwrap().unwrap().credentials,
+        vec![k1.clone()]
+    );
+
+    // With one secret revoked there is room for another, and then none again.
+    let c4 = secret_cred();
+    s.add_credential(&acme, &c4, 40).await.unwrap();
+    let r = s.add_credential(&acme, &secret_cred(), 41).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    // Public keys can be revoked too.
+    s.revoke_credential(&acme, &k2.id, 42).await.unwrap();
+    assert_eq!(
+        s.credentials(&acme).await.unwrap(),
+        Some(vec![
+            info(&c1, 10, Some(30)),
+            info(&c2, 20, None),
+            info(&k2, 22, Some(42)),
+            info(&c4, 40, None),
+        ])
+    );
+
+    // The agent's credentials are its own: its org's secrets neither show nor count.
+    assert_eq!(
+        s.credentials(&ci).await.unwrap(),
+        Some(vec![info(&k1, 11, None)])
+    );
+    let (a1, a2) = (secret_cred(), secret_cred());
+    s.add_credential(&ci, &a1, 50).await.unwrap();
+    s.add_credential(&ci, &a2, 51).await.unwrap();
+    let r = s.add_credential(&ci, &secret_cred(), 52).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert_eq!(
+        s.credentials(&ci).await.unwrap(),
+        Some(vec![
+            info(&k1, 11, None),
+            info(&a1, 50, None),
+            info(&a2, 51, None)
+        ])
+    );
+    assert_eq!(s.credentials(&acme).await.unwrap().unwrap().len(), 4);
+    assert_eq!(
+        s.principal(&acme).await.unwrap().unwrap().credentials,
+        vec![c2, c4]
+    );
+}
+
+async fn racing_secret_additions_stay_within_the_limit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let acme = sub("org/acme");
+    let first = secret_cred();
+    s.create_org(&org("acme"), &OrgPolicy::default(), &first, 1)
+        .await
+        .unwrap();
+    let mut revoke = first.id.clone();
+    for round in 0..3 {
+        // One active secret: of eight racing additions exactly one fits.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (s, acme) = (s.clone(), acme.clone());
+            tasks.push(tokio::spawn(async move {
+                let c = secret_cred();
+                s.add_credential(&acme, &c, 10 + round).await.map(|()| c.id)
+            }));
+        }
+        let mut added = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(id) => added.push(id),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(added.len(), 1, "round {round}");
+        let active = s.principal(&acme).await.unwrap().unwrap().credentials;
+        assert_eq!(active.len(), MAX_ACTIVE_SECRETS, "round {round}");
+        s.revoke_credential(&acme, &revoke, 20 + round)
+            .await
+            .unwrap();
+        revoke = added.pop().unwrap();
+    }
+}
+
+fn rec(jti: &str, org: &str, agent: Option<&str>, iat: i64) -> AuditRecord {
+    AuditRecord {
+        jti: jti.into(),
+        subject: match agent {
+            Some(a) => format!("org/{org}/agent/{a}"),
+            None => format!("org/{org}"),
+        },
+        org_id: org.into(),
+        agent_id: agent.map(str::to_owned),
+        audience: "sts.amazonaws.com".into(),
+        kid: "kid".into(),
+        iat,
+        exp: iat + 300,
+        auth_method: "client_secret_basic".into(),
+    }
+}
+
+/// Tokens of two orgs whose agents share an id, with ties on `iat` (the jtis sort
+/// the same under any collation).
+fn audit_fixture() -> Vec<AuditRecord> {
+    vec![
+        rec("a3", "acme", Some("ci"), 200),
+        rec("a1", "acme", None, 100),
+        rec("b2", "beta", None, 300),
+        rec("a5", "acme", Some("ci"), 300),
+        rec("a2", "acme", Some("ci"), 100),
+        rec("b1", "beta", Some("ci"), 200),
+        rec("a6", "acme", Some("ci"), 200),
+        rec("a4", "acme", Some("web"), 200),
+    ]
+}
+
+/// What a query should return, computed from the records themselves.
+fn expect(all: &[AuditRecord], q: &AuditQuery) -> Vec<AuditRecord> {
+    let mut out: Vec<AuditRecord> = all
+        .iter()
+        .filter(|r| q.org.as_ref().is_none_or(|o| r.org_id == o.as_str()))
+        .filter(|r| {
+            q.agent
+                .as_ref()
+                .is_none_or(|a| r.agent_id.as_deref() == Some(a.as_str()))
+        })
+        .filter(|r| q.since.is_none_or(|t| r.iat >= t))
+        .filter(|r| q.until.is_none_or(|t| r.iat < t))
+        .filter(|r| {
+            q.before
+                .as_ref()
+                .is_none_or(|(iat, jti)| (r.iat, r.jti.as_str()) < (*iat, jti.as_str()))
+        })
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| (b.iat, &b.jti).cmp(&(a.iat, &a.jti)));
+    out.truncate(q.limit as usize);
+    out
+}
+
+fn jtis(v: &[AuditRecord]) -> Vec<&str> {
+    v.iter().map(|r| r.jti.as_str()).collect()
+}
+
+/// Walks a query page by page with the cursor of each page's last row.
+async fn walk(s: &dyn nomos_issuer::store::Store, q: &AuditQuery) -> Vec<AuditRecord> {
+    let mut out: Vec<AuditRecord> = Vec::new();
+    let mut q = q.clone();
+    for _ in 0..1000 {
+        let page = s.query_tokens(&q).await.unwrap();
+        assert!(page.len() <= q.limit as usize, "{page:?}");
+        let Some(last) = page.last() else {
+            return out;
+        };
+        q.before = Some((last.iat, last.jti.clone()));
+        out.extend(page);
+    }
+    panic!("paging does not end: {}", out.len());
+}
+
+async fn audit_queries_filter_order_and_page(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let all = audit_fixture();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert!(s.query_tokens(&q(|_| {})).await.unwrap().is_empty());
+    let (first, second) = all.split_at(3);
+    for batch in [first, second] {
+        let batch: Vec<_> = batch.iter().cloned().map(plain).collect();
+        s.record_tokens(&batch).await.unwrap();
+    }
+
+    // Spelled out once, so that the expectation itself is checked.
+    assert_eq!(
+        jtis(&s.query_tokens(&q(|_| {})).await.unwrap()),
+        ["b2", "a5", "b1", "a6", "a4", "a3", "a2", "a1"]
+    );
+    assert_eq!(
+        jtis(
+            &s.query_tokens(&q(|q| {
+                q.org = Some(org("acme"));
+                q.agent = Some(agent("ci"));
+            }))
+            .await
+            .unwrap()
+        ),
+        ["a5", "a6", "a3", "a2"]
+    );
+
+    let queries = [
+        q(|_| {}),
+        q(|q| q.org = Some(org("acme"))),
+        q(|q| q.org = Some(org("beta"))),
+        q(|q| q.org = Some(org("nobody"))),
+        q(|q| {
+            q.org = Some(org("acme"));
+            q.agent = Some(agent("ci"));
+        }),
+        q(|q| {
+            q.org = Some(org("beta"));
+            q.agent = Some(agent("ci"));
+        }),
+        q(|q| {
+            q.org = Some(org("acme"));
+            q.agent = Some(agent("nobody"));
+        }),
+        q(|q| q.since = Some(200)),
+        q(|q| q.since = Some(201)),
+        q(|q| q.until = Some(200)),
+        q(|q| q.until = Some(300)),
+        q(|q| {
+            q.since = Some(200);
+            q.until = Some(300);
+        }),
+        q(|q| {
+            q.since = Some(200);
+            q.until = Some(200);
+        }),
+        q(|q| {
+            q.org = Some(org("acme"));
+            q.since = Some(100);
+            q.until = Some(201);
+        }),
+        q(|q| q.before = Some((200, "a5".into()))),
+        q(|q| q.before = Some((200, "a4".into()))),
+        q(|q| q.before = Some((100, "a1".into()))),
+        q(|q| {
+            q.org = Some(org("acme"));
+            q.agent = Some(agent("ci"));
+            q.before = Some((300, "a5".into()));
+        }),
+        q(|q| q.limit = 3),
+        q(|q| q.limit = 0),
+    ];
+    for query in &queries {
+        let got = s.query_tokens(query).await.unwrap();
+        assert_eq!(got, expect(&all, query), "{query:?}");
+        // Every page size walks the same records in the same order, once each.
+        for limit in [1, 2, 3, 100] {
+            if query.limit == 0 {
+                continue;
+            }
+            let paged = AuditQuery {
+                limit,
+                ..query.clone()
+            };
+            let unpaged = AuditQuery {
+                limit: 100,
+                ..query.clone()
+            };
+            assert_eq!(
+                walk(s.as_ref(), &paged).await,
+                expect(&all, &unpaged),
+                "{paged:?}"
+            );
+        }
+    }
+    // Nothing is lost or repeated over a whole walk.
+    let everything = walk(
+        s.as_ref(),
+        &AuditQuery {
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut seen = jtis(&everything);
+    seen.sort();
+    assert_eq!(seen, ["a1", "a2", "a3", "a4", "a5", "a6", "b1", "b2"]);
+}
+
+async fn audit_cursor_pages_through_ties_exactly_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    // Real jtis, mostly sharing one iat: the cursor must break ties by jti in the
+    // database's own order (whatever its collation).
+    let all: Vec<AuditRecord> = (0..40)
+        .map(|i| {
+            let iat = if i % 8 == 0 { 500 + i } else { 500 };
+            rec(&random_id("", 16), "acme", Some("ci"), iat)
+        })
+        .collect();
+    s.record_tokens(&all.iter().cloned().map(plain).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for limit in [1, 3, 7, 40] {
+        let got = walk(
+            s.as_ref(),
+            &AuditQuery {
+                org: Some(org("acme")),
+                limit,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(got.len(), all.len(), "limit {limit}");
+        assert!(got.windows(2).all(|w| w[0].iat >= w[1].iat), "newest first");
+        let mut got_jtis = jtis(&got);
+        got_jtis.sort();
+        got_jtis.dedup();
+        let mut want = jtis(&all);
+        want.sort();
+        assert_eq!(got_jtis, want, "limit {limit}: every record exactly once");
+    }
+}
+
+async fn purge_removes_exactly_the_older_tokens(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let all = audit_fixture();
+    s.record_tokens(&all.iter().cloned().map(plain).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let everything = AuditQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(s.purge_tokens(100).await.unwrap(), 0, "iat < 100: none");
+    assert_eq!(s.count_tokens().await.unwrap(), 8);
+    let mut left = all.clone();
+    for (before, gone) in [(200, 2), (200, 0), (201, 4), (300, 0), (301, 2)] {
+        assert_eq!(
+            s.purge_tokens(before).await.unwrap(),
+            gone,
+            "before {before}"
+        );
+        left.retain(|r| r.iat >= before);
+        assert_eq!(s.count_tokens().await.unwrap(), left.len() as i64);
+        assert_eq!(
+            s.query_tokens(&everything).await.unwrap(),
+            expect(&left, &everything)
+        );
+        for r in &all {
+            assert_eq!(
+                s.token(&r.jti).await.unwrap().is_some(),
+                r.iat >= before,
+                "{} after purging before {before}",
+                r.jti
+            );
+        }
+    }
+    assert_eq!(s.count_tokens().await.unwrap(), 0);
+}
+
+async fn purge_goes_through_every_batch(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    // More old tokens than one purge batch (10000) holds, and a few to keep.
+    let old = 10_000 + 57;
+    let records: Vec<Issued> = (0..old)
+        .map(|i| plain(rec(&format!("old{i}"), "acme", None, 1 + (i as i64 % 999))))
+        .chain((0..5).map(|i| plain(rec(&format!("new{i}"), "acme", None, 1000 + i))))
+        .collect();
+    for batch in records.chunks(nomos_issuer::audit::MAX_BATCH) {
+        s.record_tokens(batch).await.unwrap();
+    }
+    assert_eq!(s.count_tokens().await.unwrap(), old as i64 + 5);
+    assert_eq!(s.purge_tokens(1000).await.unwrap(), old as u64);
+    assert_eq!(s.count_tokens().await.unwrap(), 5);
+    assert_eq!(s.purge_tokens(1000).await.unwrap(), 0);
+    assert!(s.token("new0").await.unwrap().is_some());
+}
+
+async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    assert!(s.list_admin_tokens().await.unwrap().is_empty());
+    let hash = || ClientSecret::generate().hash();
+    // Ids sort the other way round from creation.
+    let t1 = AdminToken {
+        id: "adm_z".into(),
+        name: "deploy pipeline".into(),
+        created_at: 100,
+        revoked_at: None,
+    };
+    let t2 = AdminToken {
+        id: "adm_a".into(),
+        name: "operator".into(),
+        created_at: 200,
+        revoked_at: None,
+    };
+    let (h1, h2) = (hash(), hash());
+    s.create_admin_token(&t1, &h1).await.unwrap();
+    s.create_admin_token(&t2, &h2).await.unwrap();
+    assert_eq!(s.admin_token_by_hash(&h1).await.unwrap(), Some(t1.clone()));
+    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert!(s.admin_token_by_hash(&hash()).await.unwrap().is_none());
+    assert!(s.admin_token_by_hash(&[0; 32]).await.unwrap().is_none());
+    assert_eq!(
+        s.list_admin_tokens().await.unwrap(),
+        vec![t1.clone(), t2.clone()]
+    );
+
+    // An id or a hash in use is refused, and nothing is stored.
+    let dup_id = AdminToken {
+        name: "again".into(),
+        created_at: 300,
+        ..t1.clone()
+    };
+    let r = s.create_admin_token(&dup_id, &hash()).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let dup_hash = AdminToken {
+        id: "adm_m".into(),
+        ..dup_id.clone()
+    };
+    let r = s.create_admin_token(&dup_hash, &h2).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert_eq!(s.list_admin_tokens().await.unwrap().len(), 2);
+
+    s.revoke_admin_token(&t1.id, 400).await.unwrap();
+    assert!(s.admin_token_by_hash(&h1).await.unwrap().is_none());
+    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    let revoked = AdminToken {
+        revoked_at: Some(400),
+        ..t1.clone()
+    };
+    assert_eq!(
+        s.list_admin_tokens().await.unwrap(),
+        vec![revoked.clone(), t2.clone()]
+    );
+    for id in [t1.id.as_str(), "adm_missing"] {
+        let r = s.revoke_admin_token(id, 500).await;
+        assert!(matches!(r, Err(StoreError::NotFound(_))), "{id}: {r:?}");
+    }
+    assert_eq!(
+        s.list_admin_tokens().await.unwrap(),
+        vec![revoked, t2],
+        "a failed revocation changes nothing"
+    );
+}
+
+async fn pool_stats_describe_the_pools(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.ping().await.unwrap();
+    s.record_tokens(&[plain(rec("j", "acme", None, 1))])
+        .await
+        .unwrap();
+    let stats = s.pool_stats();
+    let names: Vec<_> = stats.iter().map(|p| p.name).collect();
+    match backend {
+        Backend::Postgres => assert_eq!(names, ["main", "audit"]),
+        Backend::Sqlite => assert_eq!(names, ["main"]),
+    }
+    for p in &stats {
+        assert!(p.idle <= p.size && p.size <= p.max, "{p:?}");
+        assert!(p.size >= 1, "{p:?} has served a query");
+    }
 }

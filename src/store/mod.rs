@@ -100,6 +100,134 @@ pub trait PrincipalStore: Send + Sync {
         subject: &Subject,
         claims: Option<&SessionClaims>,
     ) -> Result<(), StoreError>;
+
+    /// Orgs in id order, after `after`, at most `limit`.
+    async fn list_orgs(
+        &self,
+        after: Option<&OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgInfo>, StoreError>;
+
+    /// One org.
+    async fn org(&self, org: &OrgId) -> Result<Option<OrgInfo>, StoreError>;
+
+    /// The agents of an org in id order; `None` when the org does not exist.
+    async fn list_agents(&self, org: &OrgId) -> Result<Option<Vec<AgentInfo>>, StoreError>;
+
+    /// One agent.
+    async fn agent(&self, org: &OrgId, agent: &AgentId) -> Result<Option<AgentInfo>, StoreError>;
+
+    /// Every credential of an org or agent, revoked ones included, oldest first;
+    /// `None` when the subject does not exist.
+    async fn credentials(
+        &self,
+        subject: &Subject,
+    ) -> Result<Option<Vec<CredentialInfo>>, StoreError>;
+
+    /// Adds a credential to an existing org or agent. A secret is refused
+    /// (`Conflict`) while [`MAX_ACTIVE_SECRETS`] are active: revoke one first.
+    async fn add_credential(
+        &self,
+        subject: &Subject,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes an active credential of a subject (`NotFound` when there is none
+    /// with that id).
+    async fn revoke_credential(
+        &self,
+        subject: &Subject,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// How many client secrets one org or agent may have active at once: two, so
+/// that a secret can be replaced without downtime.
+pub const MAX_ACTIVE_SECRETS: usize = 2;
+
+/// An org as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgInfo {
+    /// The id.
+    pub id: OrgId,
+    /// Its token policy.
+    pub policy: OrgPolicy,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// An agent as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// Its org.
+    pub org: OrgId,
+    /// The id.
+    pub id: AgentId,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// A credential with its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialInfo {
+    /// The credential (a secret only as its hash).
+    pub credential: Credential,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A filter over the audit log; results come newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this org's tokens.
+    pub org: Option<OrgId>,
+    /// Only this agent's tokens (with `org`).
+    pub agent: Option<AgentId>,
+    /// Only tokens issued at or after this time.
+    pub since: Option<i64>,
+    /// Only tokens issued before this time.
+    pub until: Option<i64>,
+    /// Only tokens older than this `(iat, jti)`: the cursor of the previous page.
+    pub before: Option<(i64, String)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An admin API token as listed (the token itself is stored only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Opaque id, for revocation.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Admin API tokens.
+#[async_trait]
+pub trait AdminTokens: Send + Sync {
+    /// Stores a new token by its hash.
+    async fn create_admin_token(
+        &self,
+        token: &AdminToken,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError>;
+
+    /// The active token with this hash.
+    async fn admin_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError>;
+
+    /// Every token, revoked ones included, oldest first.
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;
+
+    /// Revokes an active token (`NotFound` when there is none with that id).
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<(), StoreError>;
 }
 
 /// The audit log of issued tokens.
@@ -116,6 +244,13 @@ pub trait AuditLog: Send + Sync {
 
     /// How many tokens have been recorded.
     async fn count_tokens(&self) -> Result<i64, StoreError>;
+
+    /// Audit records matching a filter, newest first.
+    async fn query_tokens(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deletes the records of tokens issued before `iat`, in bounded batches;
+    /// returns how many went.
+    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError>;
 }
 
 /// Replay defence for client assertions (ids are claimed with `record_tokens`).
@@ -127,7 +262,7 @@ pub trait ReplayGuard: Send + Sync {
 
 /// A complete store.
 #[async_trait]
-pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard {
+pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard + AdminTokens {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> Backend;
 
@@ -139,6 +274,9 @@ pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard {
 
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pools' occupancy.
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     /// Closes every connection, waiting for them to finish.
     async fn close(&self);
@@ -154,6 +292,19 @@ pub trait KeyChangeListener: Send {
     /// Returns when a change was announced; `Err` when the listening connection
     /// failed (it reconnects on the next call).
     async fn changed(&mut self) -> Result<(), StoreError>;
+}
+
+/// Occupancy of one connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `main` or `audit`.
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
 }
 
 /// The Postgres channel key changes are announced on.

@@ -15,7 +15,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use super::{
-    AuditLog, Backend, KEY_CHANNEL, KeyChangeListener, KeyStore, KeyUpdate, PrincipalStore,
+    AdminToken, AdminTokens, AgentInfo, AuditLog, AuditQuery, Backend, CredentialInfo, KEY_CHANNEL,
+    KeyChangeListener, KeyStore, KeyUpdate, MAX_ACTIVE_SECRETS, OrgInfo, PoolStats, PrincipalStore,
     ReplayGuard, Store, StoreError,
 };
 use crate::audit::{AssertionClaim, AuditRecord, Issued};
@@ -37,7 +38,7 @@ pub struct SqlStore {
 }
 
 /// The migrations of each backend, embedded in the binary: (version, name, SQL).
-fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 3] {
+fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
     match backend {
         Backend::Postgres => [
             (
@@ -55,6 +56,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 3] {
                 "principal changes",
                 include_str!("../../migrations/postgres/0003_principal_changes.sql"),
             ),
+            (
+                4,
+                "admin tokens and audit by time",
+                include_str!("../../migrations/postgres/0004_admin.sql"),
+            ),
         ],
         Backend::Sqlite => [
             (
@@ -71,6 +77,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 3] {
                 3,
                 "principal changes",
                 include_str!("../../migrations/sqlite/0003_principal_changes.sql"),
+            ),
+            (
+                4,
+                "admin tokens and audit by time",
+                include_str!("../../migrations/sqlite/0004_admin.sql"),
             ),
         ],
     }
@@ -98,6 +109,10 @@ fn migrator(backend: Backend) -> Migrator {
     }
 }
 
+/// How long a query waits for a connection before failing. While the database
+/// is down this bounds how long a token request takes to answer 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
@@ -116,7 +131,7 @@ impl SqlStore {
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?
             }
@@ -137,7 +152,7 @@ impl SqlStore {
                 };
                 AnyPoolOptions::new()
                     .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; FULL makes each
@@ -157,7 +172,7 @@ impl SqlStore {
             Backend::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?,
             ),
@@ -489,15 +504,7 @@ impl PrincipalStore for SqlStore {
         else {
             return Ok(None);
         };
-        let audiences: Vec<Audience> =
-            serde_json::from_str(&row.try_get::<String, _>("audiences")?)
-                .map_err(|_| corrupt(format!("org {org}: unreadable audiences")))?;
-        let max_ttl: i64 = row.try_get("max_ttl_seconds")?;
-        let policy = OrgPolicy {
-            audiences,
-            max_ttl: u32::try_from(max_ttl)
-                .map_err(|_| corrupt(format!("org {org}: bad max ttl")))?,
-        };
+        let policy = policy_from_row(org, &row)?;
         let read_claims = |text: Option<String>| -> Result<Option<SessionClaims>, StoreError> {
             text.map(|t| serde_json::from_str(&t))
                 .transpose()
@@ -601,6 +608,153 @@ impl PrincipalStore for SqlStore {
         Ok(())
     }
 
+    async fn list_orgs(
+        &self,
+        after: Option<&OrgId>,
+        limit: u32,
+    ) -> Result<Vec<OrgInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, audiences, max_ttl_seconds, created_at FROM orgs
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(OrgId::as_str).unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn org(&self, org: &OrgId) -> Result<Option<OrgInfo>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, audiences, max_ttl_seconds, created_at FROM orgs WHERE id = $1",
+        )
+        .bind(org.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_agents(&self, org: &OrgId) -> Result<Option<Vec<AgentInfo>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !subject_exists(&mut tx, &Subject::Org(org.clone())).await? {
+            return Ok(None);
+        }
+        let rows =
+            sqlx::query("SELECT org_id, id, created_at FROM agents WHERE org_id = $1 ORDER BY id")
+                .bind(org.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(agent_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    async fn agent(&self, org: &OrgId, agent: &AgentId) -> Result<Option<AgentInfo>, StoreError> {
+        let row =
+            sqlx::query("SELECT org_id, id, created_at FROM agents WHERE org_id = $1 AND id = $2")
+                .bind(org.as_str())
+                .bind(agent.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(agent_from_row).transpose()
+    }
+
+    async fn credentials(
+        &self,
+        subject: &Subject,
+    ) -> Result<Option<Vec<CredentialInfo>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !subject_exists(&mut tx, subject).await? {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, kind, secret_hash, public_jwks, created_at, revoked_at FROM client_credentials
+             WHERE subject = $1 ORDER BY created_at, id",
+        )
+        .bind(subject.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CredentialInfo {
+                    credential: credential_from_row(r)?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()
+            .map(Some)
+    }
+
+    async fn add_credential(
+        &self,
+        subject: &Subject,
+        credential: &Credential,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // Serialised with other credential additions, so that two concurrent
+        // ones cannot both pass the limit on active secrets.
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext('nomos_issuer_credentials'))")
+                    .await?;
+                tx
+            }
+        };
+        if !subject_exists(&mut tx, subject).await? {
+            return Err(StoreError::NotFound(subject.to_string()));
+        }
+        if matches!(credential.kind, CredentialKind::Secret { .. }) {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM client_credentials
+                 WHERE subject = $1 AND kind = 'secret' AND revoked_at IS NULL",
+            )
+            .bind(subject.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if active >= MAX_ACTIVE_SECRETS as i64 {
+                return Err(StoreError::Conflict(format!(
+                    "{MAX_ACTIVE_SECRETS} active secrets of {subject} (revoke one first); a third secret"
+                )));
+            }
+        }
+        insert_credential(&mut tx, subject, credential, now).await?;
+        record_change(&mut tx, subject).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_credential(
+        &self,
+        subject: &Subject,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE client_credentials SET revoked_at = $1
+             WHERE subject = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(subject.to_string())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "an active credential {id} of {subject}"
+            )));
+        }
+        record_change(&mut tx, subject).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn principal_change_head(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM principal_changes")
@@ -625,6 +779,58 @@ impl PrincipalStore for SqlStore {
         }
         Ok((last, subjects))
     }
+}
+
+fn policy_from_row(org: &OrgId, row: &AnyRow) -> Result<OrgPolicy, StoreError> {
+    let audiences: Vec<Audience> = serde_json::from_str(&row.try_get::<String, _>("audiences")?)
+        .map_err(|_| corrupt(format!("org {org}: unreadable audiences")))?;
+    let max_ttl: i64 = row.try_get("max_ttl_seconds")?;
+    Ok(OrgPolicy {
+        audiences,
+        max_ttl: u32::try_from(max_ttl).map_err(|_| corrupt(format!("org {org}: bad max ttl")))?,
+    })
+}
+
+fn org_from_row(row: &AnyRow) -> Result<OrgInfo, StoreError> {
+    let text: String = row.try_get("id")?;
+    let id = OrgId::parse(&text).map_err(|_| corrupt(format!("org {text:?}: bad id")))?;
+    Ok(OrgInfo {
+        policy: policy_from_row(&id, row)?,
+        created_at: row.try_get("created_at")?,
+        id,
+    })
+}
+
+fn agent_from_row(row: &AnyRow) -> Result<AgentInfo, StoreError> {
+    let (org, id): (String, String) = (row.try_get("org_id")?, row.try_get("id")?);
+    Ok(AgentInfo {
+        org: OrgId::parse(&org).map_err(|_| corrupt(format!("org {org:?}: bad id")))?,
+        id: AgentId::parse(&id).map_err(|_| corrupt(format!("agent {id:?}: bad id")))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Whether an org or agent exists, inside a transaction.
+async fn subject_exists(
+    tx: &mut Transaction<'static, Any>,
+    subject: &Subject,
+) -> Result<bool, StoreError> {
+    let found: Option<String> = match subject.agent() {
+        None => {
+            sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
+                .bind(subject.org().as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        Some(agent) => {
+            sqlx::query_scalar("SELECT id FROM agents WHERE org_id = $1 AND id = $2")
+                .bind(subject.org().as_str())
+                .bind(agent.as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+    };
+    Ok(found.is_some())
 }
 
 fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
@@ -828,6 +1034,71 @@ impl AuditLog for SqlStore {
             .fetch_one(&self.pool)
             .await?)
     }
+
+    async fn query_tokens(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut sql = String::from(
+            "SELECT jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method
+             FROM audit_tokens WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if query.org.is_some() {
+            sql += &format!(" AND org_id = {}", next());
+        }
+        if query.agent.is_some() {
+            sql += &format!(" AND agent_id = {}", next());
+        }
+        if query.since.is_some() {
+            sql += &format!(" AND iat >= {}", next());
+        }
+        if query.until.is_some() {
+            sql += &format!(" AND iat < {}", next());
+        }
+        if query.before.is_some() {
+            let (a, b, c) = (next(), next(), next());
+            sql += &format!(" AND (iat < {a} OR (iat = {b} AND jti < {c}))");
+        }
+        sql += &format!(" ORDER BY iat DESC, jti DESC LIMIT {}", next());
+        let mut q = sqlx::query(&sql);
+        if let Some(org) = &query.org {
+            q = q.bind(org.as_str());
+        }
+        if let Some(agent) = &query.agent {
+            q = q.bind(agent.as_str());
+        }
+        if let Some(since) = query.since {
+            q = q.bind(since);
+        }
+        if let Some(until) = query.until {
+            q = q.bind(until);
+        }
+        if let Some((iat, jti)) = &query.before {
+            q = q.bind(*iat).bind(*iat).bind(jti.as_str());
+        }
+        let rows = q.bind(i64::from(query.limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            // Bounded batches keep each transaction (and its locks) short.
+            let done = sqlx::query(
+                "DELETE FROM audit_tokens WHERE jti IN
+                 (SELECT jti FROM audit_tokens WHERE iat < $1 LIMIT 10000)",
+            )
+            .bind(before_iat)
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < 10_000 {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -843,6 +1114,70 @@ impl ReplayGuard for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+fn admin_token_from_row(row: &AnyRow) -> Result<AdminToken, StoreError> {
+    Ok(AdminToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl AdminTokens for SqlStore {
+    async fn create_admin_token(
+        &self,
+        token: &AdminToken,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(hash.to_vec())
+        .bind(token.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("admin token {}", token.id)))?;
+        Ok(())
+    }
+
+    async fn admin_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at, revoked_at FROM admin_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(admin_token_from_row).transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at, revoked_at FROM admin_tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(admin_token_from_row).collect()
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("an active admin token {id}")));
+        }
+        Ok(())
     }
 }
 
@@ -879,6 +1214,24 @@ impl Store for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        let mut out = vec![PoolStats {
+            name: "main",
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }];
+        if let Some(pg) = &self.audit_pg {
+            out.push(PoolStats {
+                name: "audit",
+                size: pg.size(),
+                idle: pg.num_idle() as u32,
+                max: pg.options().get_max_connections(),
+            });
+        }
+        out
     }
 
     async fn close(&self) {
