@@ -1,6 +1,7 @@
 //! Start-up: open the store, check the KEKs against every stored key, bring the
 //! keys up to date with the rotation plan, and build the state every request shares.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,8 +14,10 @@ use crate::keys::kek::KekError;
 use crate::keys::keyring::Endpoints;
 use crate::keys::rotation::Request;
 use crate::keys::{Kek, KekSet, KeyRing, Published, StoredKey};
+use crate::metrics::Metrics;
 use crate::oauth::grant::TokenService;
 use crate::oauth::principals::PrincipalCache;
+use crate::ratelimit::KeyedLimit;
 use crate::rotation::KeyManager;
 use crate::store::{self, Backend, Store};
 
@@ -38,6 +41,10 @@ pub struct App {
     pub tokens: TokenService,
     /// Key rotation and reloading.
     pub manager: Arc<KeyManager>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Token requests per source address.
+    pub address_limit: Option<KeyedLimit<IpAddr>>,
 }
 
 /// Opens the store. Migrations run on the embedded store always and on Postgres
@@ -162,7 +169,8 @@ impl App {
         let (manager, published) = start_keys(store.clone(), &settings).await?;
         let keys = Arc::new(KeyRing::new(published));
         manager.attach(keys.clone());
-        let (audit, audit_task) = AuditWriter::start(store.clone());
+        let metrics = Arc::new(Metrics::new());
+        let (audit, audit_task) = AuditWriter::start(store.clone(), metrics.audit_commit.clone());
         let tokens = TokenService {
             principals: Arc::new(PrincipalCache::new(
                 store.clone(),
@@ -175,13 +183,17 @@ impl App {
                 .token_ttl
                 .min(settings.rotation.max_token_lifetime as u32),
             assertion_skew: i64::from(settings.assertion_skew),
+            client_limit: KeyedLimit::new(settings.client_rate_limit),
         };
+        let address_limit = KeyedLimit::new(settings.address_rate_limit);
         let app = Arc::new(App {
             settings,
             store,
             keys,
             tokens,
             manager,
+            metrics,
+            address_limit,
         });
         Ok((app, audit_task))
     }

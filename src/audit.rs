@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -89,10 +90,15 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// Starts the writer task. It ends once every `AuditWriter` is dropped and
     /// the queue is drained, so awaiting the handle flushes the audit.
-    pub fn start(log: Arc<dyn AuditLog>) -> (Self, JoinHandle<()>) {
+    pub fn start(log: Arc<dyn AuditLog>, commit_time: Histogram) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
-        let handle = tokio::spawn(run(log, rx));
+        let handle = tokio::spawn(run(log, rx, commit_time));
         (AuditWriter { tx }, handle)
+    }
+
+    /// Records waiting for a commit.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Queues a token and waits until its row (and assertion id) is committed.
@@ -111,9 +117,12 @@ impl AuditWriter {
     }
 }
 
-async fn commit(log: Arc<dyn AuditLog>, batch: Vec<Pending>) {
+async fn commit(log: Arc<dyn AuditLog>, batch: Vec<Pending>, commit_time: Histogram) {
     let (issued, waiters): (Vec<Issued>, Vec<_>) = batch.into_iter().unzip();
-    match log.record_tokens(&issued).await {
+    let started = std::time::Instant::now();
+    let result = log.record_tokens(&issued).await;
+    commit_time.observe(started.elapsed().as_secs_f64());
+    match result {
         Ok(recorded) => {
             for (done, ok) in waiters.into_iter().zip(recorded) {
                 let _ = done.send(Ok(ok));
@@ -129,7 +138,7 @@ async fn commit(log: Arc<dyn AuditLog>, batch: Vec<Pending>) {
     }
 }
 
-async fn run(log: Arc<dyn AuditLog>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(log: Arc<dyn AuditLog>, mut rx: mpsc::Receiver<Pending>, commit_time: Histogram) {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(COMMITS_IN_FLIGHT));
     loop {
         // Wait for a free commit slot first, so that requests keep gathering
@@ -143,9 +152,9 @@ async fn run(log: Arc<dyn AuditLog>, mut rx: mpsc::Receiver<Pending>) {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             break;
         }
-        let log = log.clone();
+        let (log, commit_time) = (log.clone(), commit_time.clone());
         tokio::spawn(async move {
-            commit(log, batch).await;
+            commit(log, batch, commit_time).await;
             drop(permit);
         });
     }

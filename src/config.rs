@@ -31,6 +31,13 @@ pub struct ConfigError {
     pub why: String,
 }
 
+impl ConfigError {
+    /// An invalid setting `name`, and why.
+    pub fn new(name: &str, why: impl Into<String>) -> Self {
+        invalid(name, why)
+    }
+}
+
 fn invalid(name: &str, why: impl Into<String>) -> ConfigError {
     ConfigError {
         name: name.to_owned(),
@@ -148,6 +155,49 @@ pub struct ConfigArgs {
         value_name = "DURATION"
     )]
     pub key_check_interval: Option<String>,
+    /// PEM file with the TLS certificate chain, leaf first; serves HTTPS (reloaded on change and on SIGHUP)
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_TLS_CERT",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "NOMOS_ISSUER_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Token requests per second allowed per client id, bursts of twice that; 0 turns it off [default: 20]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_CLIENT_RATE_LIMIT",
+        global = true,
+        value_name = "PER_SECOND"
+    )]
+    pub client_rate_limit: Option<u32>,
+    /// Token requests per second allowed per source address, bursts of twice that; 0 turns it off. Behind a proxy every request comes from the proxy's address [default: 200]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ADDRESS_RATE_LIMIT",
+        global = true,
+        value_name = "PER_SECOND"
+    )]
+    pub address_rate_limit: Option<u32>,
+    /// Requests handled at once; beyond it the issuer answers 503 at once [default: 1024]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONCURRENCY",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_concurrency: Option<usize>,
+    /// How long audit records are kept, e.g. 90d; serve purges older ones hourly; 0 keeps them forever [default: 90d]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_AUDIT_RETENTION",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub audit_retention: Option<String>,
     /// Log format: text or json [default: text]
     #[arg(
         long,
@@ -179,6 +229,21 @@ struct FileConfig {
     key_check_interval: Option<String>,
     principal_cache_seconds: Option<u32>,
     max_body_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_rate_limit: Option<u32>,
+    address_rate_limit: Option<u32>,
+    max_concurrency: Option<usize>,
+    audit_retention: Option<String>,
+}
+
+/// HTTPS: the certificate chain and key files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// Where the KEK comes from.
@@ -241,6 +306,16 @@ pub struct Settings {
     pub principal_cache_ttl: Duration,
     /// Largest token request body.
     pub max_body_bytes: usize,
+    /// Serve HTTPS with these files (else plain HTTP, e.g. behind a TLS proxy).
+    pub tls: Option<TlsFiles>,
+    /// Token requests per second per client id (0: unlimited).
+    pub client_rate_limit: u32,
+    /// Token requests per second per source address (0: unlimited).
+    pub address_rate_limit: u32,
+    /// Requests handled at once.
+    pub max_concurrency: usize,
+    /// How long audit records are kept (`None`: forever).
+    pub audit_retention: Option<Duration>,
     /// Warnings to log once logging is up (e.g. a non-https issuer).
     pub warnings: Vec<String>,
 }
@@ -268,7 +343,11 @@ impl Settings {
         let mut warnings = Vec::new();
         let configured_issuer = pick(&args.issuer, &file.issuer);
         let issuer_follows_listen = configured_issuer.is_none();
-        let issuer = configured_issuer.unwrap_or_else(|| format!("http://{listen}"));
+        let scheme = match pick(&args.tls_cert, &file.tls_cert) {
+            Some(_) => "https",
+            None => "http",
+        };
+        let issuer = configured_issuer.unwrap_or_else(|| format!("{scheme}://{listen}"));
         check_issuer(&issuer, &mut warnings)?;
         let database_url = pick(&args.database_url, &file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
@@ -389,7 +468,44 @@ impl Settings {
         if !(1024..=1024 * 1024).contains(&max_body_bytes) {
             return Err(invalid("max_body_bytes", "use 1024-1048576 bytes"));
         }
+        let tls = match (
+            pick(&args.tls_cert, &file.tls_cert),
+            pick(&args.tls_key, &file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set: set tls_key too")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set: set tls_cert too")),
+        };
+        let client_rate_limit =
+            pick(&args.client_rate_limit, &file.client_rate_limit).unwrap_or(20);
+        let address_rate_limit =
+            pick(&args.address_rate_limit, &file.address_rate_limit).unwrap_or(200);
+        let max_concurrency = pick(&args.max_concurrency, &file.max_concurrency).unwrap_or(1024);
+        if !(1..=100_000).contains(&max_concurrency) {
+            return Err(invalid("max_concurrency", "use 1-100000"));
+        }
+        let retention_text =
+            pick(&args.audit_retention, &file.audit_retention).unwrap_or_else(|| "90d".into());
+        let audit_retention = match retention_text.trim() {
+            "0" | "0s" => None,
+            text => {
+                let d = duration("audit_retention", text)?;
+                if d < Duration::from_secs(3600) {
+                    return Err(invalid(
+                        "audit_retention",
+                        "at least 1h (or 0 to keep records forever)",
+                    ));
+                }
+                Some(d)
+            }
+        };
         Ok(Settings {
+            tls,
+            client_rate_limit,
+            address_rate_limit,
+            max_concurrency,
+            audit_retention,
             listen,
             issuer,
             issuer_follows_listen,
@@ -427,6 +543,13 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid("config", format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| invalid("config", format!("{}: {e}", path.display())))
+}
+
+/// The warnings a valid issuer URL earns (not https, a port).
+pub fn issuer_warnings(issuer: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let _ = check_issuer(issuer, &mut warnings);
+    warnings
 }
 
 /// AWS compares `iss` with the provider URL as a string: no trailing slash,
@@ -516,6 +639,12 @@ mod tests {
             (|a| a.token_ttl = Some(3601), "token_ttl"),
             (|a| a.token_ttl = Some(0), "token_ttl"),
             (|a| a.log_format = Some("xml".into()), "log_format"),
+            (|a| a.audit_retention = Some("5m".into()), "audit_retention"),
+            (
+                |a| a.audit_retention = Some("forever".into()),
+                "audit_retention",
+            ),
+            (|a| a.max_concurrency = Some(0), "max_concurrency"),
         ];
         for (set, name) in cases {
             let mut a = args();

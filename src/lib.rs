@@ -7,7 +7,8 @@
 //! - [`oauth`]: client authentication, the grant, claims.
 //! - [`audit`]: the group-commit audit writer.
 //! - [`store`]: storage traits and the SQL implementation.
-//! - [`http`], [`server`]: the HTTP surface.
+//! - [`http`], [`server`]: the HTTP surface (TLS, limits, the admin API).
+//! - [`metrics`]: Prometheus metrics.
 //! - [`config`], [`app`], [`cli`]: settings, start-up and the command line.
 
 pub mod app;
@@ -18,8 +19,10 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod principal;
+pub mod ratelimit;
 pub mod rotation;
 pub mod server;
 pub mod store;

@@ -118,11 +118,16 @@ pub struct ClientSecret(String);
 impl ClientSecret {
     /// Generates a secret: the prefix plus 256 random bits, base64url.
     pub fn generate() -> Self {
+        Self::with_prefix(SECRET_PREFIX)
+    }
+
+    /// A secret of 256 random bits, base64url, after `prefix`.
+    pub fn with_prefix(prefix: &str) -> Self {
         let mut raw = [0u8; 32];
         SystemRandom::new()
             .fill(&mut raw)
             .expect("system randomness is available");
-        ClientSecret(format!("{SECRET_PREFIX}{}", B64.encode(raw)))
+        ClientSecret(format!("{prefix}{}", B64.encode(raw)))
     }
 
     /// The secret itself, for printing it once.

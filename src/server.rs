@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{App, now};
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
+use crate::http::tls::{self, Certificates};
 use crate::store::ReplayGuard;
 
 /// A started server.
@@ -35,15 +36,33 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        let certificates = match &settings.tls {
+            Some(files) => Some(
+                Certificates::open(files.clone())
+                    .map_err(|e| ConfigError::new("tls_cert", e.to_string()))?,
+            ),
+            None => None,
+        };
         if settings.issuer_follows_listen {
-            settings.issuer = format!("http://{addr}");
+            let scheme = if certificates.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            settings.issuer = format!("{scheme}://{addr}");
         }
         let (app, audit_task) = App::build(settings, migrate).await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::http::serve(app.clone(), listener, async move {
-            let _ = stopped.await;
-        }));
-        let purge_task = tokio::spawn(purge_assertion_ids(app.store.clone()));
+        let tls_config = certificates.clone().map(tls::server_config);
+        let task = tokio::spawn(crate::http::serve(
+            app.clone(),
+            listener,
+            tls_config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let purge_task = tokio::spawn(housekeeping(app.clone(), certificates));
         let cache_task = tokio::spawn(
             app.tokens
                 .principals
@@ -82,6 +101,7 @@ impl Server {
         let _ = stop.send(());
         let served = task.await.context("server task failed")?;
         purge_task.abort();
+        let _ = purge_task.await;
         cache_task.abort();
         // A transition in flight is one transaction: aborting leaves it whole or undone.
         key_task.abort();
@@ -94,14 +114,49 @@ impl Server {
     }
 }
 
-async fn purge_assertion_ids(store: Arc<dyn crate::store::Store>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+/// Periodic chores: forget expired assertion ids and idle rate-limit entries,
+/// purge audit records past their retention, and follow the TLS files.
+async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
+    let _watch = certificates.map(|c| AbortOnDrop(tokio::spawn(c.watch())));
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
-        match ReplayGuard::purge_assertion_jtis(store.as_ref(), now()).await {
-            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired client assertion ids purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot purge expired client assertion ids"),
+        ticks += 1;
+        if let Some(l) = &app.address_limit {
+            l.forget_idle();
         }
+        if let Some(l) = &app.tokens.client_limit {
+            l.forget_idle();
+        }
+        if ticks % 6 == 1 {
+            match ReplayGuard::purge_assertion_jtis(app.store.as_ref(), now()).await {
+                Ok(n) if n > 0 => {
+                    tracing::debug!(purged = n, "expired client assertion ids purged")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired client assertion ids"),
+            }
+        }
+        if let (Some(keep), 1) = (app.settings.audit_retention, ticks % 360) {
+            let before = now() - keep.as_secs() as i64;
+            match app.store.purge_tokens(before).await {
+                Ok(n) if n > 0 => tracing::info!(
+                    purged = n,
+                    before,
+                    "audit records past their retention purged"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot purge old audit records; will retry"),
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::*;
-use josekit::jws::{ES256, JwsHeader};
-use josekit::jwt::{self, JwtPayload};
 use nomos_issuer::ids::Audience;
 use nomos_issuer::principal::OrgPolicy;
 use serde_json::{Value, json};
@@ -194,46 +192,6 @@ async fn agent_tokens_name_the_agent(backend: Backend) {
     assert_eq!(r.status(), 401);
     let r = app.token_basic("org/acme", &secret, "").await;
     assert_eq!(r.status(), 401);
-}
-
-struct ClientKey {
-    signer: josekit::jws::alg::ecdsa::EcdsaJwsSigner,
-    public: Value,
-}
-
-fn client_key() -> ClientKey {
-    let pair = ES256.generate_key_pair().unwrap();
-    let public = serde_json::to_value(pair.to_jwk_public_key().as_ref()).unwrap();
-    assert!(public.get("d").is_none());
-    ClientKey {
-        signer: ES256.signer_from_jwk(&pair.to_jwk_private_key()).unwrap(),
-        public,
-    }
-}
-
-fn assertion(key: &ClientKey, client_id: &str, aud: &str, exp_in: i64, jti: &str) -> String {
-    let mut h = JwsHeader::new();
-    h.set_token_type("JWT");
-    let mut p = JwtPayload::new();
-    p.set_issuer(client_id);
-    p.set_subject(client_id);
-    p.set_audience(vec![aud]);
-    let now = SystemTime::now();
-    p.set_issued_at(&now);
-    let exp = if exp_in >= 0 {
-        now + Duration::from_secs(exp_in as u64)
-    } else {
-        now - Duration::from_secs((-exp_in) as u64)
-    };
-    p.set_expires_at(&exp);
-    p.set_jwt_id(jti);
-    jwt::encode_with_signer(&p, &h, &key.signer).unwrap()
-}
-
-fn assertion_form(a: &str) -> String {
-    format!(
-        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
-    )
 }
 
 async fn private_key_jwt_works_once_per_assertion(backend: Backend) {

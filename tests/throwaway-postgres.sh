@@ -28,3 +28,5 @@ step "throwaway Postgres $("$pgbin/postgres" --version | awk '{print $3}') on 12
   "-c listen_addresses=127.0.0.1 -p $pgport -k $pgroot ${NOMOS_PG_OPTIONS--c fsync=off -c synchronous_commit=off} -c max_connections=300" \
   start >/dev/null
 export NOMOS_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/postgres"
+# Tests that stop and restart a Postgres server run one of their own from here.
+export NOMOS_TEST_PG_BIN="$pgbin"

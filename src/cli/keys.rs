@@ -2,8 +2,6 @@
 //! runs elsewhere on the same database; every change goes through the same
 //! locked plan as the scheduler.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::Context;
 use serde_json::json;
 
@@ -39,14 +37,7 @@ pub enum KeysCommand {
     Rewrap,
 }
 
-fn time(t: Option<i64>) -> String {
-    match t.and_then(|t| u64::try_from(t).ok()) {
-        Some(t) => {
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
-        }
-        None => "-".into(),
-    }
-}
+use super::time;
 
 pub async fn run(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(&settings, false).await?;

@@ -1,6 +1,8 @@
 //! The command line: one file per command group.
 
+mod admin;
 mod agent;
+mod audit;
 mod aws;
 mod keys;
 mod org;
@@ -52,6 +54,12 @@ pub enum Command {
     /// Connect AWS: provider parameters, trust policies, lint, a live check
     #[command(subcommand)]
     Aws(aws::AwsCommand),
+    /// Read and purge the audit log of issued tokens
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Admin API access: bearer tokens for /admin/v1
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -80,6 +88,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(settings, cmd).await,
         Command::Keys(cmd) => keys::run(settings, cmd).await,
         Command::Aws(cmd) => aws::run(settings, cmd).await,
+        Command::Audit(cmd) => audit::run(settings, cmd).await,
+        Command::Admin(cmd) => admin::run(settings, cmd).await,
+    }
+}
+
+/// A Unix time as RFC 3339 (UTC), or `-`.
+fn time(t: Option<i64>) -> String {
+    match t.and_then(|t| u64::try_from(t).ok()) {
+        Some(t) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+        )
+        .to_string(),
+        None => "-".into(),
     }
 }
 

@@ -12,9 +12,46 @@ pub struct ServeArgs {
     /// Apply pending migrations first (always done on the embedded store)
     #[arg(long)]
     pub migrate: bool,
+    /// Serve HTTPS with a development CA and certificate made (once) in keys/;
+    /// clients trust keys/dev-ca.pem. Not for production
+    #[arg(long)]
+    pub dev_tls: bool,
 }
 
-pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+/// The directory of the development TLS files.
+pub const DEV_TLS_DIR: &str = "keys";
+
+pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    if args.dev_tls {
+        anyhow::ensure!(
+            settings.tls.is_none(),
+            "--dev-tls makes its own certificate: drop tls_cert and tls_key"
+        );
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+        if !settings.listen.ip().is_unspecified() {
+            hosts.push(settings.listen.ip().to_string());
+        }
+        if let Some(host) = url::Url::parse(&settings.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        {
+            hosts.push(host);
+        }
+        hosts.sort();
+        hosts.dedup();
+        let dev = crate::http::tls::dev_certificates(std::path::Path::new(DEV_TLS_DIR), &hosts)
+            .context("cannot make the development TLS certificate")?;
+        tracing::warn!(
+            ca = %dev.ca.display(),
+            "development TLS: trust this CA on clients (e.g. curl --cacert {}); not for production",
+            dev.ca.display()
+        );
+        settings.tls = Some(dev.files);
+        if settings.issuer_follows_listen {
+            settings.issuer = format!("https://{}", settings.listen);
+            settings.warnings = crate::config::issuer_warnings(&settings.issuer);
+        }
+    }
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
@@ -27,6 +64,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         store = backend,
         %alg,
         kid = server.app.keys.get().signer.kid(),
+        tls = server.app.settings.tls.is_some(),
         "nomos-issuer listening"
     );
     super::shutdown_signal().await;

@@ -11,6 +11,8 @@ fn status(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -21,17 +23,14 @@ pub fn render(e: &OAuthError) -> Response {
     let mut resp = (status(e.code), Json(body)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    match e.code {
-        ErrorCode::InvalidClient => {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Basic realm="nomos-issuer", error="invalid_client""#),
-            );
-        }
-        ErrorCode::TemporarilyUnavailable => {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        _ => {}
+    if e.code == ErrorCode::InvalidClient {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="nomos-issuer", error="invalid_client""#),
+        );
+    }
+    if let Some(seconds) = e.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     resp
 }

@@ -65,6 +65,7 @@ fn respond(doc: &Document, max_age: i64, headers: &HeaderMap) -> Response {
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn discovery(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    app.metrics.request("discovery");
     respond(
         &app.keys.get().discovery,
         app.settings.rotation.jwks_max_age,
@@ -74,6 +75,7 @@ pub async fn discovery(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
 
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    app.metrics.request("jwks");
     respond(
         &app.keys.get().jwks,
         app.settings.rotation.jwks_max_age,

@@ -83,6 +83,9 @@ pub struct Published {
     /// What the view was built from: (kid, state) of every key. Equal
     /// fingerprints mean an identical view.
     pub fingerprint: Vec<(String, KeyState)>,
+    /// Every stored key as the view was built from it, without private material
+    /// (for metrics and the admin API).
+    pub keys: Vec<StoredKey>,
 }
 
 impl Published {
@@ -141,6 +144,13 @@ impl Published {
             signer,
             kids: published.iter().map(|k| k.kid.clone()).collect(),
             fingerprint: fingerprint(keys),
+            keys: keys
+                .iter()
+                .map(|k| StoredKey {
+                    private_key: None,
+                    ..k.clone()
+                })
+                .collect(),
         })
     }
 }

@@ -19,6 +19,10 @@ pub enum ErrorCode {
     InvalidTarget,
     /// The issuer cannot serve now (store unreachable); retry later.
     TemporarilyUnavailable,
+    /// Too many requests from this client or address (429 with `Retry-After`).
+    SlowDown,
+    /// The body is over the limit (413; rendered as `invalid_request`).
+    PayloadTooLarge,
 }
 
 impl ErrorCode {
@@ -32,6 +36,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::PayloadTooLarge => "invalid_request",
         }
     }
 }
@@ -44,14 +50,21 @@ pub struct OAuthError {
     pub code: ErrorCode,
     /// A human-readable description.
     pub description: Cow<'static, str>,
+    /// Seconds the client should wait before retrying (503 and 429).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     /// Builds an error.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let retry_after = match code {
+            ErrorCode::TemporarilyUnavailable => Some(1),
+            _ => None,
+        };
         OAuthError {
             code,
             description: description.into(),
+            retry_after,
         }
     }
 
@@ -71,6 +84,18 @@ impl OAuthError {
             ErrorCode::TemporarilyUnavailable,
             "the issuer cannot issue tokens right now; retry shortly",
         )
+    }
+}
+
+impl OAuthError {
+    /// `slow_down` (429): a rate limit was hit; retry after `seconds`.
+    pub fn slow_down(what: &str, seconds: u64) -> Self {
+        OAuthError {
+            code: ErrorCode::SlowDown,
+            description: format!("too many token requests from this {what}; retry in {seconds} s")
+                .into(),
+            retry_after: Some(seconds),
+        }
     }
 }
 

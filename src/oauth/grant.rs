@@ -11,10 +11,11 @@ use super::form::{Params, truncate};
 use super::principals::PrincipalCache;
 use super::{ErrorCode, MintRequest, OAuthError, mint};
 use crate::audit::{AssertionClaim, AuditError, AuditWriter, Issued};
-use crate::ids::{Audience, Subject};
+use crate::ids::{Audience, OrgId, Subject};
 use crate::keys::KeyRing;
 use crate::keys::keyring::Endpoints;
 use crate::principal::Principal;
+use crate::ratelimit::{KeyedLimit, retry_after_seconds};
 use crate::store::StoreError;
 
 /// How fresh a principal must be when its credentials failed to match.
@@ -31,6 +32,9 @@ pub struct TokenResponse {
     pub expires_in: u32,
     /// `urn:ietf:params:oauth:token-type:jwt`.
     pub issued_token_type: &'static str,
+    /// The org the token was issued to (for metrics; not sent).
+    #[serde(skip)]
+    pub org: OrgId,
 }
 
 /// Everything the grant needs, built once at startup.
@@ -47,6 +51,9 @@ pub struct TokenService {
     pub token_ttl: u32,
     /// Clock skew allowed on client assertions, in seconds.
     pub assertion_skew: i64,
+    /// Requests per client id, checked before authentication (so that guessing
+    /// secrets is throttled too).
+    pub client_limit: Option<KeyedLimit<String>>,
 }
 
 fn store_down(e: StoreError) -> OAuthError {
@@ -80,6 +87,12 @@ impl TokenService {
             }
         }
         let presented = client_auth::presented(authorization, params)?;
+        if let Some(limit) = &self.client_limit {
+            let client = presented.claimed_client_id();
+            if let Err(wait) = limit.check(&client) {
+                return Err(OAuthError::slow_down("client", retry_after_seconds(wait)));
+            }
+        }
         let (principal, method, claim) = self.authenticate(presented, now).await?;
         let audience = match params.get("audience") {
             None => Audience::sts(),
@@ -131,6 +144,7 @@ impl TokenService {
             token_type: "Bearer",
             expires_in: minted.expires_in,
             issued_token_type: "urn:ietf:params:oauth:token-type:jwt",
+            org: principal.subject.org().clone(),
         })
     }
 

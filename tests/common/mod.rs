@@ -2,6 +2,7 @@
 //! server on port 0, and one method per endpoint.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -131,6 +132,9 @@ pub fn settings(db: &TestDb, kek_file: &Path) -> Settings {
         listen: Some("127.0.0.1:0".into()),
         database_url: Some(db.url.clone()),
         kek_file: Some(kek_file.to_path_buf()),
+        // Tests mint fast from one address; the limits have tests of their own.
+        client_rate_limit: Some(0),
+        address_rate_limit: Some(0),
         ..Default::default()
     };
     Settings::resolve(&args, None).unwrap()
@@ -420,4 +424,55 @@ pub fn bin() -> &'static str {
 /// A `KekSource` that is a file.
 pub fn kek_file(path: &Path) -> KekSource {
     KekSource::File(path.to_path_buf())
+}
+
+/// A client's ES256 key pair for `private_key_jwt`.
+pub struct ClientKey {
+    pub signer: josekit::jws::alg::ecdsa::EcdsaJwsSigner,
+    pub public: Value,
+}
+
+pub fn client_key() -> ClientKey {
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+    let public = serde_json::to_value(pair.to_jwk_public_key().as_ref()).unwrap();
+    assert!(public.get("d").is_none());
+    ClientKey {
+        signer: josekit::jws::ES256
+            .signer_from_jwk(&pair.to_jwk_private_key())
+            .unwrap(),
+        public,
+    }
+}
+
+pub fn assertion(key: &ClientKey, client_id: &str, aud: &str, exp_in: i64, jti: &str) -> String {
+    let mut h = josekit::jws::JwsHeader::new();
+    h.set_token_type("JWT");
+    let mut p = josekit::jwt::JwtPayload::new();
+    p.set_issuer(client_id);
+    p.set_subject(client_id);
+    p.set_audience(vec![aud]);
+    let now = std::time::SystemTime::now();
+    p.set_issued_at(&now);
+    let exp = if exp_in >= 0 {
+        now + std::time::Duration::from_secs(exp_in as u64)
+    } else {
+        now - std::time::Duration::from_secs((-exp_in) as u64)
+    };
+    p.set_expires_at(&exp);
+    p.set_jwt_id(jti);
+    josekit::jwt::encode_with_signer(&p, &h, &key.signer).unwrap()
+}
+
+pub fn assertion_form(a: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+    )
+}
+
+/// The status of a token request with a client assertion.
+pub async fn assertion_status(app: &TestApp, assertion: &str) -> u16 {
+    app.token_form(&assertion_form(assertion))
+        .await
+        .status()
+        .as_u16()
 }

@@ -48,6 +48,9 @@ impl Serve {
             .args(args)
             .env_remove("NOMOS_ISSUER_KEK")
             .env_remove("NOMOS_ISSUER_DATABASE_URL")
+            // Tests mint fast from one address; the limits have tests of their own.
+            .env("NOMOS_ISSUER_CLIENT_RATE_LIMIT", "0")
+            .env("NOMOS_ISSUER_ADDRESS_RATE_LIMIT", "0")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
@@ -59,9 +62,16 @@ impl Serve {
         for line in lines.by_ref() {
             let line = line.unwrap();
             log.lock().unwrap().push_str(&format!("{line}\n"));
-            if let Some(i) = line.find("addr=") {
-                let addr = line[i + 5..].split_whitespace().next().unwrap().to_owned();
-                base = Some(format!("http://{addr}"));
+            // Text (`addr=…`) or JSON (`"addr":"…"`) logs.
+            let addr = match (line.find("addr="), line.find("\"addr\":\"")) {
+                (Some(i), _) => line[i + 5..].split_whitespace().next(),
+                (None, Some(i)) => line[i + 8..].split('"').next(),
+                (None, None) => None,
+            };
+            if let Some(addr) = addr {
+                let tls = line.contains("tls=true") || line.contains("\"tls\":true");
+                let scheme = if tls { "https" } else { "http" };
+                base = Some(format!("{scheme}://{addr}"));
                 break;
             }
             if Instant::now() > deadline {

@@ -1,0 +1,406 @@
+//! Operating the real binary: logs that never hold a secret, JSON logs with
+//! request ids, admin tokens and the audit from the CLI, development TLS and
+//! certificate reload on SIGHUP.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::process::*;
+use common::*;
+use nomos_issuer::audit::{AuditRecord, Issued};
+use serde_json::{Value, json};
+
+async fn embedded_store(dir: &Path) -> std::sync::Arc<dyn nomos_issuer::store::Store> {
+    nomos_issuer::store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))
+        .await
+        .unwrap()
+}
+
+/// Every secret the test handles is grepped for in the complete debug log.
+#[tokio::test]
+async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let org = json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let org_secret = org["client_secret"].as_str().unwrap().to_owned();
+    let admin = json_out(&run(
+        d,
+        &["admin", "token", "create", "--name", "ops", "--json"],
+        &[],
+    ));
+    let admin_token = admin["token"].as_str().unwrap().to_owned();
+    let key = client_key();
+    std::fs::write(d.join("ci.jwk"), key.public.to_string()).unwrap();
+    json_out(&run(
+        d,
+        &[
+            "agent",
+            "create",
+            "acme",
+            "ci",
+            "--public-key",
+            "ci.jwk",
+            "--json",
+        ],
+        &[],
+    ));
+    let serve = Serve::start(
+        d,
+        &["--log-format", "json"],
+        &[("NOMOS_ISSUER_LOG", "debug")],
+    )
+    .unwrap();
+    let base = serve.base.clone();
+    let http = reqwest::Client::new();
+    let mut handed_out = Vec::new();
+    // A good secret, a wrong one, a secret in the body.
+    let r = token(&base, "org/acme", &org_secret).await;
+    assert_eq!(r.status(), 200);
+    handed_out.push(
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let wrong = format!("{org_secret}x");
+    assert_eq!(token(&base, "org/acme", &wrong).await.status(), 401);
+    // An assertion, and its replay.
+    let a = assertion(
+        &key,
+        "org/acme/agent/ci",
+        &format!("{base}/oauth2/token"),
+        60,
+        "j1",
+    );
+    let form = assertion_form(&a);
+    for want in [200, 401] {
+        let r = http
+            .post(format!("{base}/oauth2/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want);
+        if want == 200 {
+            handed_out.push(
+                r.json::<Value>().await.unwrap()["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    // The admin API hands out a secret; a wrong admin token is refused.
+    let r = http
+        .post(format!("{base}/admin/v1/orgs"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"id": "beta"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let beta_secret = r.json::<Value>().await.unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .get(format!("{base}/admin/v1/orgs"))
+        .bearer_auth(format!("{admin_token}0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, log) = tokio::task::spawn_blocking(move || serve.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{log}");
+    let kek = std::fs::read_to_string(d.join("keys/kek")).unwrap();
+    let mut secrets = vec![
+        ("org secret", org_secret.clone()),
+        ("wrong secret", wrong),
+        ("admin token", admin_token.clone()),
+        ("admin-created secret", beta_secret),
+        ("client assertion", a.clone()),
+        (
+            "assertion signature",
+            a.rsplit('.').next().unwrap().to_owned(),
+        ),
+        ("KEK", kek.trim().to_owned()),
+    ];
+    for (i, t) in handed_out.iter().enumerate() {
+        secrets.push(("access token", t.clone()));
+        secrets.push(("token signature", t.rsplit('.').next().unwrap().to_owned()));
+        let _ = i;
+    }
+    // The random part of each secret, in case something logs it without its prefix.
+    secrets.push(("secret body", org_secret["nomos_cs_".len()..].to_owned()));
+    secrets.push((
+        "admin token body",
+        admin_token["nomos_at_".len()..].to_owned(),
+    ));
+    for (what, s) in &secrets {
+        assert!(
+            !log.contains(s.as_str()),
+            "the log holds the {what}:\n{log}"
+        );
+    }
+    // JSON lines, with a request id on every access line.
+    let mut access = 0;
+    let mut ids = std::collections::HashSet::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["fields"]["message"] == "served" {
+            access += 1;
+            let id = v["span"]["request_id"].as_str().unwrap().to_owned();
+            assert!(id.len() >= 16 && ids.insert(id), "a unique request id: {line}");
+            assert!(v["fields"]["status"].is_u64());
+        }
+    }
+    assert!(access >= 6, "one access line per request:\n{log}");
+    assert!(
+        log.contains("debug") || log.contains("DEBUG"),
+        "debug logging was on"
+    );
+}
+
+/// `admin token create | list | revoke` from the CLI; a revoked token stops
+/// working on the running server.
+#[tokio::test]
+async fn admin_tokens_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let made = json_out(&run(
+        d,
+        &["admin", "token", "create", "--name", "ci", "--json"],
+        &[],
+    ));
+    let token = made["token"].as_str().unwrap().to_owned();
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("nomos_at_") && token.len() == 9 + 43);
+    let listed = json_out(&run(d, &["admin", "token", "list", "--json"], &[]));
+    assert_eq!(listed["tokens"][0]["id"], id.as_str());
+    assert_eq!(listed["tokens"][0]["name"], "ci");
+    let text = String::from_utf8(run(d, &["admin", "token", "list"], &[]).stdout).unwrap();
+    assert!(text.contains(&id) && !text.contains(&token), "{text}");
+    let serve = Serve::start(d, &[], &[]).unwrap();
+    let get = || {
+        reqwest::Client::new()
+            .get(format!("{}/admin/v1/keys", serve.base))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 200);
+    let out = run(d, &["admin", "token", "revoke", &id], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(get().await.unwrap().status(), 401);
+    let out = run(d, &["admin", "token", "revoke", &id], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = run(d, &["admin", "token", "create", "--name", " "], &[]);
+    assert!(!out.status.success());
+}
+
+/// `audit list | show | purge` read what the issuer recorded.
+#[tokio::test]
+async fn audit_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    json_out(&run(d, &["org", "create", "beta", "--json"], &[]));
+    let minted = run(d, &["token", "mint", "acme"], &[]);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let t = String::from_utf8(minted.stdout).unwrap();
+    let jti = claims(t.trim())["jti"].as_str().unwrap().to_owned();
+    assert!(run(d, &["token", "mint", "beta"], &[]).status.success());
+    // Two records from long ago, past the default retention of 90 days.
+    let store = embedded_store(d).await;
+    let old = nomos_issuer::app::now() - 100 * 86_400;
+    let issued: Vec<Issued> = (0..2)
+        .map(|i| Issued {
+            record: AuditRecord {
+                jti: format!("old-{i}"),
+                subject: "org/acme".into(),
+                org_id: "acme".into(),
+                agent_id: None,
+                audience: "sts.amazonaws.com".into(),
+                kid: "k".into(),
+                iat: old,
+                exp: old + 300,
+                auth_method: "cli".into(),
+            },
+            claim: None,
+        })
+        .collect();
+    store.record_tokens(&issued).await.unwrap();
+    store.close().await;
+
+    let all = json_out(&run(d, &["audit", "list", "--json"], &[]));
+    assert_eq!(all["tokens"].as_array().unwrap().len(), 4);
+    assert_eq!(all["tokens"][0]["auth_method"], "cli");
+    let acme = json_out(&run(d, &["audit", "list", "--org", "acme", "--json"], &[]));
+    assert_eq!(acme["tokens"].as_array().unwrap().len(), 3);
+    let page = json_out(&run(d, &["audit", "list", "--limit", "1", "--json"], &[]));
+    assert_eq!(page["tokens"].as_array().unwrap().len(), 1);
+    let cursor = page["next"].as_str().unwrap().to_owned();
+    let rest = json_out(&run(
+        d,
+        &["audit", "list", "--before", &cursor, "--json"],
+        &[],
+    ));
+    assert_eq!(rest["tokens"].as_array().unwrap().len(), 3);
+    let recent = json_out(&run(
+        d,
+        &["audit", "list", "--since", "2026-01-01T00:00:00Z", "--json"],
+        &[],
+    ));
+    let n_recent = recent["tokens"].as_array().unwrap().len();
+    assert!(n_recent >= 2, "{recent}");
+    let shown = json_out(&run(d, &["audit", "show", &jti, "--json"], &[]));
+    assert_eq!(shown["subject"], "org/acme");
+    let text = String::from_utf8(run(d, &["audit", "show", &jti], &[]).stdout).unwrap();
+    assert!(text.contains("org/acme") && text.contains(&jti), "{text}");
+    let out = run(d, &["audit", "show", "nope"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(d, &["audit", "list", "--agent", "ci"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--agent needs --org");
+    let out = run(d, &["audit", "list", "--since", "yesterday"], &[]);
+    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+
+    let out = run(d, &["audit", "purge"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("purged 2 "));
+    let all = json_out(&run(d, &["audit", "list", "--json"], &[]));
+    assert_eq!(all["tokens"].as_array().unwrap().len(), 2);
+    let out = run(d, &["audit", "purge", "--older-than", "1h"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("purged 0 "));
+}
+
+/// `serve --dev-tls` makes a CA and a certificate in keys/ and serves HTTPS.
+#[tokio::test]
+async fn dev_tls_serves_https_with_its_own_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    assert!(serve.base.starts_with("https://"), "{}", serve.base);
+    let ca = std::fs::read(d.join("keys/dev-ca.pem")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["keys/dev-ca.key", "keys/dev-tls.key"] {
+            let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{f} is private");
+        }
+    }
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let port = serve.base.rsplit(':').next().unwrap().to_owned();
+    let v: Value = client
+        .get(format!(
+            "https://localhost:{port}/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["issuer"], serve.base.as_str());
+    // A client without the CA refuses the certificate.
+    assert!(
+        reqwest::get(format!("https://localhost:{port}/healthz"))
+            .await
+            .is_err()
+    );
+    drop(serve);
+    // A second start reuses the same CA.
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    assert_eq!(std::fs::read(d.join("keys/dev-ca.pem")).unwrap(), ca);
+    drop(serve);
+    // --dev-tls and real certificate files do not mix.
+    let out = run(
+        d,
+        &[
+            "serve",
+            "--dev-tls",
+            "--tls-cert",
+            "a.pem",
+            "--tls-key",
+            "a.key",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+}
+
+/// SIGHUP reloads the certificate even when the files' times did not change.
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    use rcgen::{CertificateParams, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |cn: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".into()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = p.self_signed(&key).unwrap();
+        std::fs::write(d.join("tls.pem"), cert.pem()).unwrap();
+        std::fs::write(d.join("tls.key"), key.serialize_pem()).unwrap();
+        cert.pem()
+    };
+    let first = write("first");
+    let times = |f: &str| std::fs::metadata(d.join(f)).unwrap().modified().unwrap();
+    let (cert_time, key_time) = (times("tls.pem"), times("tls.key"));
+    let serve = Serve::start(d, &["--tls-cert", "tls.pem", "--tls-key", "tls.key"], &[]).unwrap();
+    let port: u16 = serve.base.rsplit(':').next().unwrap().parse().unwrap();
+    let works_with = |pem: String| async move {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    };
+    assert!(works_with(first.clone()).await);
+    // New files with the old modification times: the watcher sees nothing.
+    let second = write("second");
+    for (f, t) in [("tls.pem", cert_time), ("tls.key", key_time)] {
+        std::fs::File::options()
+            .write(true)
+            .open(d.join(f))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        works_with(first.clone()).await,
+        "no reload without a signal"
+    );
+    std::process::Command::new("kill")
+        .args(["-HUP", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut reloaded = false;
+    for _ in 0..30 {
+        if works_with(second.clone()).await {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "SIGHUP reloads: {}", serve.log.lock().unwrap());
+    assert!(!works_with(first).await);
+    let (status, log) = tokio::task::spawn_blocking(move || serve.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGHUP does not stop the server: {log}");
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
+}
