@@ -74,8 +74,11 @@ impl Metrics {
         );
         // Counted on the hottest path: one counter per endpoint, made once.
         let family = Family::<Labels, Counter>::default();
-        let requests =
-            ENDPOINTS.map(|e| family.get_or_create(&vec![("endpoint", e.to_owned())]).clone());
+        let requests = ENDPOINTS.map(|e| {
+            family
+                .get_or_create(&vec![("endpoint", e.to_owned())])
+                .clone()
+        });
         registry.register(
             "requests",
             "Requests to the public documents and health endpoints, by endpoint",

@@ -341,6 +341,17 @@ async fn every_response_has_security_headers_and_a_request_id() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-123");
+    // An overlong one is replaced by the issuer's own.
+    let long = "x".repeat(200);
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap();
+    assert!(id != long && id.len() < 40, "{id}");
 }
 
 /// Too many or too large headers: 431.
