@@ -155,7 +155,10 @@ async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
         if v["fields"]["message"] == "served" {
             access += 1;
             let id = v["span"]["request_id"].as_str().unwrap().to_owned();
-            assert!(id.len() >= 16 && ids.insert(id), "a unique request id: {line}");
+            assert!(
+                id.len() >= 16 && ids.insert(id),
+                "a unique request id: {line}"
+            );
             assert!(v["fields"]["status"].is_u64());
         }
     }
