@@ -43,6 +43,9 @@ pub struct KeyManager {
     policy: Policy,
     endpoints: Endpoints,
     ring: Mutex<Option<Arc<KeyRing>>>,
+    /// Serialises reloads: a reload that listed the keys before a change must
+    /// not replace the view of one that listed them after it.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 async fn fresh_key(alg: Alg, keks: &KekSet) -> anyhow::Result<Fresh> {
@@ -80,6 +83,7 @@ impl KeyManager {
             policy,
             endpoints,
             ring: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -203,6 +207,7 @@ impl KeyManager {
         let Some(ring) = self.ring.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
             return Ok(false);
         };
+        let _one_at_a_time = self.reloading.lock().await;
         let keys = self.store.list_keys().await?;
         if fingerprint(&keys) == ring.get().fingerprint {
             return Ok(false);

@@ -492,3 +492,42 @@ async fn rewrap_moves_every_key_to_the_active_kek() {
     let o = run(dir.path(), &["keys", "rewrap"], &only_new);
     assert!(String::from_utf8_lossy(&o.stdout).contains("re-wrapped 0"));
 }
+
+/// A reload that read the keys before a change never replaces the view of one
+/// that read them after it: once a change's own reload returns, the view
+/// matches the store and stays so, however many reloads race with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reloads_never_bring_back_an_older_view() {
+    use nomos_issuer::keys::keyring::fingerprint;
+    use nomos_issuer::keys::rotation::Request;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let manager = app.server().app.manager.clone();
+    let ring = app.server().app.keys.clone();
+    let store = app.store();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let (m, stop) = (manager.clone(), stop.clone());
+        racers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = m.reload().await;
+            }
+        }));
+    }
+    for _ in 0..40 {
+        manager
+            .run(&Request::RotateNow, nomos_issuer::app::now())
+            .await
+            .unwrap();
+        manager.reload().await.unwrap();
+        let stored = fingerprint(&store.list_keys().await.unwrap());
+        for _ in 0..5 {
+            assert_eq!(ring.get().fingerprint, stored, "an older view came back");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in racers {
+        r.await.unwrap();
+    }
+}
