@@ -9,17 +9,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tracing::Instrument;
+use tracing::Span;
+use tracing::instrument::{Instrument, Instrumented};
+
+use super::Peer;
 
 /// The request id header: a caller's own is kept, else one is made.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -94,6 +99,7 @@ impl<S> Layer<S> for Hardening {
         Hardened {
             inner,
             shared: self.shared.clone(),
+            peer: None,
         }
     }
 }
@@ -103,6 +109,18 @@ impl<S> Layer<S> for Hardening {
 pub struct Hardened<S> {
     inner: S,
     shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+}
+
+impl<S: Clone> Hardened<S> {
+    /// The service for one connection from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+        Hardened {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            peer: Some(peer),
+        }
+    }
 }
 
 /// Releases a concurrency slot when the request ends, answered or dropped.
@@ -174,7 +192,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = HardenedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -182,8 +200,7 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let started = Instant::now();
-        let shared = self.shared.clone();
-        let id = request_id(&mut req, &shared);
+        let id = request_id(&mut req, &self.shared);
         // The path only: a query string could carry anything.
         let span = tracing::info_span!(
             "request",
@@ -191,30 +208,94 @@ where
             method = %req.method(),
             path = %req.uri().path(),
         );
-        let admission = admit(&req, &shared);
-        // The service that was polled ready answers this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut res = match admission {
-                Admission::Admitted(_slot) => inner.call(req).instrument(span.clone()).await?,
-                Admission::Refused(refused) => refused,
-            };
-            let h = res.headers_mut();
-            for (name, value) in &shared.headers {
-                if !h.contains_key(name) {
-                    h.insert(name.clone(), value.clone());
+        // Only requests that change something look at the client's address
+        // (the token endpoint's rate limit): documents skip the allocation.
+        if let Some(peer) = self.peer.filter(|_| req.method() != Method::GET) {
+            req.extensions_mut().insert(ConnectInfo(Peer(peer)));
+        }
+        let state = match admit(&req, &self.shared) {
+            Admission::Admitted(slot) => {
+                // The service that was polled ready answers this request.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                State::Called {
+                    future: inner.call(req).instrument(span),
+                    _slot: slot,
                 }
             }
+            Admission::Refused(res) => State::Refused {
+                response: Some(res),
+                span,
+            },
+        };
+        HardenedFuture {
+            state,
+            shared: self.shared.clone(),
+            id: Some(id),
+            started,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Hardened`]: no allocation per request.
+    pub struct HardenedFuture<F> {
+        #[pin]
+        state: State<F>,
+        shared: Arc<Shared>,
+        id: Option<HeaderValue>,
+        started: Instant,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] future: Instrumented<F>, _slot: Slot },
+        Refused { response: Option<Response>, span: Span },
+    }
+}
+
+impl<F> Future for HardenedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (mut res, span) = match this.state.project() {
+            StateProj::Called { future, .. } => {
+                let span = future.span().clone();
+                match future.poll(cx) {
+                    Poll::Ready(Ok(res)) => (res, span),
+                    Poll::Ready(Err(never)) => match never {},
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            StateProj::Refused { response, span } => (
+                response
+                    .take()
+                    .expect("a future is not polled after it is ready"),
+                span.clone(),
+            ),
+        };
+        let h = res.headers_mut();
+        for (name, value) in &this.shared.headers {
+            if !h.contains_key(name) {
+                h.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(id) = this.id.take() {
             h.insert(REQUEST_ID.clone(), id);
-            span.in_scope(|| {
-                tracing::info!(
-                    status = res.status().as_u16(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "served"
-                );
-            });
-            Ok(res)
-        })
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                status = res.status().as_u16(),
+                micros = this.started.elapsed().as_micros() as u64,
+                "served"
+            );
+        });
+        Poll::Ready(Ok(res))
     }
 }

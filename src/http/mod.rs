@@ -9,43 +9,33 @@ pub mod tls;
 pub mod token;
 pub mod wellknown;
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
-use axum::extract::ConnectInfo;
 use axum::serve::IncomingStream;
+use layers::Hardened;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 use tower::Service;
-use tower_http::add_extension::AddExtension;
 
 use crate::app::App;
 
 pub use router::router;
 
 /// The client's address, as the connection shows it (a proxy's, behind one).
-/// Handlers read it as `Extension<ConnectInfo<Peer>>`.
+/// Handlers of requests other than GET read it as `Extension<ConnectInfo<Peer>>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
 
-/// Makes one service per connection: the shared stack, with the peer's address
-/// attached to every request of that connection.
+/// Makes one service per connection: the shared stack, told the peer's address.
 #[derive(Clone)]
-struct PerConnection<S>(S);
-
-impl<S: Clone> PerConnection<S> {
-    fn with_peer(&self, addr: SocketAddr) -> AddExtension<S, ConnectInfo<Peer>> {
-        AddExtension::new(self.0.clone(), ConnectInfo(Peer(addr)))
-    }
-}
+struct PerConnection<S>(Hardened<S>);
 
 impl<S: Clone> Service<IncomingStream<'_, TcpListener>> for PerConnection<S> {
-    type Response = AddExtension<S, ConnectInfo<Peer>>;
+    type Response = Hardened<S>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
 
@@ -54,12 +44,12 @@ impl<S: Clone> Service<IncomingStream<'_, TcpListener>> for PerConnection<S> {
     }
 
     fn call(&mut self, stream: IncomingStream<'_, TcpListener>) -> Self::Future {
-        ready(Ok(self.with_peer(*stream.remote_addr())))
+        ready(Ok(self.0.for_peer(*stream.remote_addr())))
     }
 }
 
 impl<S: Clone> Service<IncomingStream<'_, tls::TlsListener>> for PerConnection<S> {
-    type Response = AddExtension<S, ConnectInfo<Peer>>;
+    type Response = Hardened<S>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;
 
@@ -68,7 +58,7 @@ impl<S: Clone> Service<IncomingStream<'_, tls::TlsListener>> for PerConnection<S
     }
 
     fn call(&mut self, stream: IncomingStream<'_, tls::TlsListener>) -> Self::Future {
-        ready(Ok(self.with_peer(*stream.remote_addr())))
+        ready(Ok(self.0.for_peer(*stream.remote_addr())))
     }
 }
 

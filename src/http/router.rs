@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{get, post};
-use tower::{Layer, Service};
+use tower::Layer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::layers::Hardening;
+use super::layers::{Hardened, Hardening};
 use super::{admin, health, token, wellknown};
 use crate::app::App;
 
@@ -47,13 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// The whole HTTP service: the routes inside [`Hardening`], applied once around
 /// the router (`Router::layer` would wrap, and clone per request, every route
 /// on its own).
-pub fn service(
-    app: Arc<App>,
-) -> impl Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
+pub fn service(app: Arc<App>) -> Hardened<Router> {
     let hsts = app.settings.issuer.starts_with("https://");
     Hardening::new(app.settings.max_concurrency, hsts).layer(router(app))
 }
