@@ -97,6 +97,25 @@ impl KeyManager {
         &self.endpoints
     }
 
+    /// Carries out an operator's request (`keys rotate|revoke`, the admin API):
+    /// the transitions applied, none when nothing was due. When another process
+    /// won a race it plans once more from the new state; `None` when the keys
+    /// kept changing and nothing was done.
+    pub async fn request(
+        &self,
+        request: &Request,
+        now: i64,
+    ) -> Result<Option<Vec<Transition>>, RotationError> {
+        for _ in 0..2 {
+            match self.run(request, now).await? {
+                Outcome::Applied(transitions) => return Ok(Some(transitions)),
+                Outcome::NothingToDo => return Ok(Some(Vec::new())),
+                Outcome::Raced => continue,
+            }
+        }
+        Ok(None)
+    }
+
     /// Plans `request` at `now` and applies it under the store's lock.
     pub async fn run(&self, request: &Request, now: i64) -> Result<Outcome, RotationError> {
         let keys = self.store.list_keys().await?;

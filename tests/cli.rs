@@ -4,19 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::process::*;
 use common::*;
 use nomos_issuer::keys::keyring::fingerprint;
 use serde_json::Value;
-
-async fn embedded_store(dir: &Path) -> Arc<dyn nomos_issuer::store::Store> {
-    nomos_issuer::store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn embedded_default_from_an_empty_directory() {

@@ -4,19 +4,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::process::*;
 use common::*;
 use nomos_issuer::audit::{AuditRecord, Issued};
 use serde_json::{Value, json};
-
-async fn embedded_store(dir: &Path) -> std::sync::Arc<dyn nomos_issuer::store::Store> {
-    nomos_issuer::store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))
-        .await
-        .unwrap()
-}
 
 /// Every secret the test handles is grepped for in the complete debug log.
 #[tokio::test]

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
 use crate::keys::rotation::{Request, Transition, Urgency, next_transition};
-use crate::rotation::{KeyManager, Outcome};
+use crate::rotation::KeyManager;
 
 /// `keys` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -71,17 +71,12 @@ pub async fn run(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Applies a manual request; when another process won a race, plans once more
-/// from the new state (which then usually explains why nothing is due).
 async fn apply(manager: &KeyManager, request: &Request) -> anyhow::Result<Vec<Transition>> {
-    for _ in 0..2 {
-        match manager.run(request, now()).await? {
-            Outcome::Applied(ts) => return Ok(ts),
-            Outcome::NothingToDo => return Ok(Vec::new()),
-            Outcome::Raced => continue,
-        }
-    }
-    anyhow::bail!("the signing keys kept changing under this command; nothing was done, try again")
+    manager.request(request, now()).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the signing keys kept changing under this command; nothing was done, try again"
+        )
+    })
 }
 
 fn report(manager: &KeyManager, applied: &[Transition]) {

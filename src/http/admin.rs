@@ -26,7 +26,7 @@ use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::keys::rotation::{PlanError, Request as KeyRequest};
 use crate::keys::{PublicJwk, StoredKey};
 use crate::principal::{Credential, CredentialKind, MAX_TOKEN_TTL, OrgPolicy, hash_secret};
-use crate::rotation::{Outcome, RotationError};
+use crate::rotation::RotationError;
 use crate::store::{AgentInfo, AuditQuery, CredentialInfo, OrgInfo, StoreError};
 
 /// The OpenAPI document, served as checked in.
@@ -629,25 +629,21 @@ async fn list_keys(State(app): State<Arc<App>>) -> Result<Json<Value>> {
     keys_now(&app).await
 }
 
-/// Runs a key request like `keys rotate|revoke`; a race with another replica
-/// is planned once more from the new state.
+/// Runs a key request like `keys rotate|revoke`, and publishes the result on
+/// this replica at once (the others follow through the store's notification).
 async fn run_key_request(app: &App, request: &KeyRequest) -> Result<()> {
-    for _ in 0..2 {
-        match app.manager.run(request, now()).await? {
-            Outcome::Applied(transitions) => {
-                tracing::info!(?transitions, "signing keys changed through the admin API");
-                if let Err(e) = app.manager.reload().await {
-                    tracing::warn!(error = %e, "cannot reload signing keys after the change");
-                }
-                return Ok(());
-            }
-            Outcome::NothingToDo => return Ok(()),
-            Outcome::Raced => continue,
+    let Some(transitions) = app.manager.request(request, now()).await? else {
+        return Err(AdminError::conflict(
+            "the signing keys kept changing under this request; nothing was done, try again",
+        ));
+    };
+    if !transitions.is_empty() {
+        tracing::info!(?transitions, "signing keys changed through the admin API");
+        if let Err(e) = app.manager.reload().await {
+            tracing::warn!(error = %e, "cannot reload signing keys after the change");
         }
     }
-    Err(AdminError::conflict(
-        "the signing keys kept changing under this request; nothing was done, try again",
-    ))
+    Ok(())
 }
 
 #[derive(Deserialize, Default)]

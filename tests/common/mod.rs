@@ -264,6 +264,13 @@ impl TestApp {
     }
 }
 
+/// The embedded store that the binary, run in `dir`, uses by default.
+pub async fn embedded_store(dir: &Path) -> Arc<dyn Store> {
+    store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))
+        .await
+        .unwrap()
+}
+
 /// Creates an org with a secret; returns the secret.
 pub async fn create_org(store: &dyn Store, org: &str) -> String {
     create_org_with(store, org, OrgPolicy::default()).await
