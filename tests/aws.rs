@@ -572,14 +572,6 @@ fn pki() -> Pki {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn check_args(dir: &Path, pki: &Pki) -> CheckArgs {
     let ca = dir.join("root.pem");
     std::fs::write(&ca, &pki.root_pem).unwrap();

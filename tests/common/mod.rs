@@ -264,6 +264,15 @@ impl TestApp {
     }
 }
 
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The embedded store that the binary, run in `dir`, uses by default.
 pub async fn embedded_store(dir: &Path) -> Arc<dyn Store> {
     store::open(&format!("sqlite://{}/data/nomos-issuer.db", dir.display()))

@@ -28,14 +28,6 @@ fn pg_bin() -> PathBuf {
     found.pop().expect("a PostgreSQL bin directory")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl PrivatePostgres {
     /// initdb and start.
     pub fn start() -> Self {
@@ -52,7 +44,7 @@ impl PrivatePostgres {
         let pg = PrivatePostgres {
             bin: pg_bin(),
             dir,
-            port: free_port(),
+            port: super::free_port(),
             as_postgres,
         };
         let data = pg.data();
