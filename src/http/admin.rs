@@ -666,12 +666,7 @@ async fn rotate_keys(
     let r: Rotate = if raw.is_empty() {
         Rotate::default()
     } else {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
+        if !super::media_type_is(&headers, "application/json") {
             return Err(unsupported_media_type());
         }
         let value: Value = serde_json::from_slice(&raw)

@@ -20,17 +20,6 @@ use crate::oauth::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::ratelimit::retry_after_seconds;
 
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 /// The token endpoint: form in, token or RFC 6749 error out. Never a 5xx for any input.
 pub async fn token(
     State(app): State<Arc<App>>,
@@ -110,7 +99,7 @@ async fn parse_and_grant(
             ));
         }
     };
-    if !is_form(headers) {
+    if !super::media_type_is(headers, "application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
             "Content-Type must be application/x-www-form-urlencoded",
         ));
