@@ -3,7 +3,8 @@
 //!
 //! - `run`: keep-alive HTTP/1.1 connections, closed loop (each connection sends
 //!   its next request when the answer arrives) or open loop (`--rate`: requests
-//!   are due on a fixed schedule and latency counts from when each was due, so
+//!   are due on a fixed schedule, the connections' schedules staggered so that
+//!   arrivals are evenly spaced, and latency counts from when each was due, so
 //!   a slow server cannot hide its queue). Reports requests/s, p50/p99/p99.9,
 //!   non-2xx answers, and the server's CPU time and peak RSS from /proc.
 //! - `keygen`: a P-256 key pair as a private and a public JWK.
@@ -179,6 +180,7 @@ async fn connection(
     deadline: Instant,
     interval: Option<Duration>,
     id: usize,
+    connections: usize,
 ) -> (Vec<u32>, u64, u64) {
     let mut latencies = Vec::with_capacity(200_000);
     let (mut errors, mut sent) = (0u64, 0u64);
@@ -187,7 +189,9 @@ async fn connection(
     };
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(16 * 1024);
-    let start = Instant::now();
+    // Open loop: connection `id` of N is offset by id/N of the interval, so
+    // requests arrive evenly spread at the rate asked for, not in bursts of N.
+    let start = Instant::now() + interval.map_or(Duration::ZERO, |iv| iv * id as u32 / connections as u32);
     let mut i = id as u64;
     loop {
         let due = match interval {
@@ -283,6 +287,7 @@ async fn run(args: RunArgs) {
                 deadline,
                 interval,
                 i,
+                args.connections,
             ))
         })
         .collect();
