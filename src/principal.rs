@@ -1,6 +1,7 @@
 //! Orgs, agents and their credentials, as the token endpoint sees them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -21,7 +22,7 @@ pub const DEFAULT_ORG_MAX_TTL: u32 = 900;
 pub const SECRET_PREFIX: &str = "nomos_cs_";
 
 /// What an org allows its tokens to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrgPolicy {
     /// Audiences tokens may be minted for; the first is the default.
     pub audiences: Vec<Audience>,
@@ -76,39 +77,76 @@ impl Credential {
     }
 }
 
-/// Everything the token endpoint needs about a client: its policy and credentials.
+/// Everything the token endpoint needs about a client: its policy, the hashes
+/// of its active secrets, its active public keys and its session claims.
+///
+/// Kept compact, because the principal cache holds one per client: credential
+/// ids, which only the admin API shows, are not kept, and the common case of
+/// no session claims costs one pointer.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The subject, also the OAuth `client_id`.
     pub subject: Subject,
-    /// The policy of its org.
-    pub policy: OrgPolicy,
-    /// Its active credentials.
-    pub credentials: Vec<Credential>,
-    /// Session claims for AWS: the agent's own setting, else its org's.
-    pub session_claims: SessionClaims,
+    /// The policy of its org (the principal cache shares one copy per org).
+    pub policy: Arc<OrgPolicy>,
+    secrets: Box<[[u8; 32]]>,
+    keys: Box<[PublicJwk]>,
+    session_claims: Option<Box<SessionClaims>>,
 }
 
+/// The session claims of a principal that has none set.
+static NO_SESSION_CLAIMS: SessionClaims = SessionClaims::NONE;
+
 impl Principal {
+    /// A principal with these active credentials (in any order) and session
+    /// claims (the agent's own setting, else its org's).
+    pub fn new<'a>(
+        subject: Subject,
+        policy: impl Into<Arc<OrgPolicy>>,
+        credentials: impl IntoIterator<Item = &'a CredentialKind>,
+        session_claims: SessionClaims,
+    ) -> Self {
+        let (mut secrets, mut keys) = (Vec::new(), Vec::new());
+        for kind in credentials {
+            match kind {
+                CredentialKind::Secret { hash } => secrets.push(*hash),
+                CredentialKind::PublicKeys(k) => keys.extend(k.iter().cloned()),
+            }
+        }
+        Principal {
+            subject,
+            policy: policy.into(),
+            secrets: secrets.into_boxed_slice(),
+            keys: keys.into_boxed_slice(),
+            session_claims: (session_claims != SessionClaims::NONE)
+                .then(|| Box::new(session_claims)),
+        }
+    }
+
     /// Whether `secret` matches one of the active secrets. Compares in constant time
     /// and checks every secret, so timing reveals neither which matched nor how many exist.
     pub fn secret_matches(&self, secret: &str) -> bool {
         let presented = hash_secret(secret);
         let mut matched = subtle::Choice::from(0);
-        for c in &self.credentials {
-            if let CredentialKind::Secret { hash } = &c.kind {
-                matched |= hash.ct_eq(&presented);
-            }
+        for hash in &self.secrets {
+            matched |= hash.ct_eq(&presented);
         }
         matched.into()
     }
 
-    /// All registered public keys.
-    pub fn public_keys(&self) -> impl Iterator<Item = &PublicJwk> {
-        self.credentials.iter().flat_map(|c| match &c.kind {
-            CredentialKind::PublicKeys(keys) => keys.as_slice(),
-            CredentialKind::Secret { .. } => &[],
-        })
+    /// The SHA-256 of every active secret, oldest first.
+    pub fn secret_hashes(&self) -> &[[u8; 32]] {
+        &self.secrets
+    }
+
+    /// All registered public keys, oldest credential first.
+    pub fn public_keys(&self) -> &[PublicJwk] {
+        &self.keys
+    }
+
+    /// Session claims for AWS: the agent's own setting, else its org's.
+    pub fn session_claims(&self) -> &SessionClaims {
+        self.session_claims.as_deref().unwrap_or(&NO_SESSION_CLAIMS)
     }
 }
 
@@ -179,18 +217,47 @@ mod tests {
     #[test]
     fn any_of_two_active_secrets_matches() {
         let (a, b) = (ClientSecret::generate(), ClientSecret::generate());
-        let p = Principal {
-            subject: Subject::parse("org/acme").unwrap(),
-            policy: OrgPolicy::default(),
-            credentials: [&a, &b]
-                .iter()
-                .map(|s| Credential::new(CredentialKind::Secret { hash: s.hash() }))
-                .collect(),
-            session_claims: SessionClaims::default(),
-        };
+        let kinds = [&a, &b].map(|s| CredentialKind::Secret { hash: s.hash() });
+        let p = Principal::new(
+            Subject::parse("org/acme").unwrap(),
+            OrgPolicy::default(),
+            &kinds,
+            SessionClaims::default(),
+        );
         assert!(p.secret_matches(a.expose()));
         assert!(p.secret_matches(b.expose()));
         assert!(!p.secret_matches(ClientSecret::generate().expose()));
         assert!(!p.secret_matches(""));
+    }
+
+    #[test]
+    fn a_principal_keeps_only_what_authentication_needs() {
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let key = PublicJwk::parse(&jwk).unwrap();
+        let secret = ClientSecret::generate();
+        let kinds = [
+            CredentialKind::PublicKeys(vec![key.clone(), key.clone()]),
+            CredentialKind::Secret {
+                hash: secret.hash(),
+            },
+        ];
+        let subject = Subject::parse("org/acme/agent/ci").unwrap();
+        let plain = Principal::new(
+            subject.clone(),
+            OrgPolicy::default(),
+            &kinds,
+            SessionClaims::default(),
+        );
+        assert_eq!(plain.public_keys(), [key.clone(), key.clone()]);
+        assert_eq!(plain.secret_hashes(), [secret.hash()]);
+        assert!(plain.secret_matches(secret.expose()));
+        assert_eq!(plain.session_claims(), &SessionClaims::default());
+        let claims = SessionClaims {
+            tags: true,
+            source_identity: true,
+            ..SessionClaims::default()
+        };
+        let tagged = Principal::new(subject, OrgPolicy::default(), &kinds, claims.clone());
+        assert_eq!(tagged.session_claims(), &claims);
     }
 }

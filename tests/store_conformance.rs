@@ -7,10 +7,13 @@ use std::sync::Arc;
 use common::*;
 use nomos_issuer::audit::{AssertionClaim, AuditRecord, Issued};
 use nomos_issuer::ids::{AgentId, Audience, OrgId, Subject};
+use nomos_issuer::keys::PublicJwk;
 use nomos_issuer::keys::keyring::{Endpoints, fingerprint};
 use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
 use nomos_issuer::keys::{Alg, Kek, KekSet, KeyState, StoredKey, signer};
-use nomos_issuer::principal::{ClientSecret, Credential, CredentialKind, OrgPolicy, random_id};
+use nomos_issuer::principal::{
+    ClientSecret, Credential, CredentialKind, OrgPolicy, Principal, random_id,
+};
 use nomos_issuer::rotation::{KeyManager, Outcome};
 use nomos_issuer::store::{
     AdminToken, AgentInfo, AuditQuery, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, StoreError,
@@ -36,7 +39,25 @@ both_backends!(
     purge_goes_through_every_batch,
     admin_tokens_are_looked_up_listed_and_revoked,
     pool_stats_describe_the_pools,
+    the_principal_cache_shares_policies_and_drops_what_changed,
 );
+
+/// What a principal holds: its secret hashes and its public keys, in order.
+fn active(p: &Principal) -> (Vec<[u8; 32]>, Vec<PublicJwk>) {
+    (p.secret_hashes().to_vec(), p.public_keys().to_vec())
+}
+
+/// What a principal with these active credentials should hold.
+fn holding(creds: &[&Credential]) -> (Vec<[u8; 32]>, Vec<PublicJwk>) {
+    let (mut secrets, mut keys) = (Vec::new(), Vec::new());
+    for c in creds {
+        match &c.kind {
+            CredentialKind::Secret { hash } => secrets.push(*hash),
+            CredentialKind::PublicKeys(k) => keys.extend(k.iter().cloned()),
+        }
+    }
+    (secrets, keys)
+}
 
 fn secret_cred() -> Credential {
     Credential {
@@ -169,8 +190,8 @@ async fn principals_carry_policy_and_credentials(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.policy, policy);
-    assert_eq!(p.credentials, vec![cred]);
+    assert_eq!(*p.policy, policy);
+    assert_eq!(active(&p), holding(&[&cred]));
     assert!(p.secret_matches(secret.expose()));
     let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
     let key_cred = Credential {
@@ -185,9 +206,9 @@ async fn principals_carry_policy_and_credentials(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(p.policy, policy, "an agent carries its org's policy");
-    assert_eq!(p.credentials, vec![key_cred]);
-    assert_eq!(p.public_keys().count(), 1);
+    assert_eq!(*p.policy, policy, "an agent carries its org's policy");
+    assert_eq!(active(&p), holding(&[&key_cred]));
+    assert_eq!(p.public_keys().len(), 1);
     assert!(!p.secret_matches(secret.expose()));
 }
 
@@ -712,7 +733,7 @@ async fn credentials_are_added_and_revoked_within_the_secret_limit(backend: Back
         ])
     );
     let p = s.principal(&acme).await.unwrap().unwrap();
-    assert_eq!(p.credentials, vec![c1.clone(), c2.clone(), k2.clone()]);
+    assert_eq!(active(&p), holding(&[&c1, &c2, &k2]));
     assert!(p.secret_matches(secret1.expose()) && p.secret_matches(secret2.expose()));
 
     // Revoking keeps the credential listed, with its revocation time, and takes it
@@ -731,7 +752,7 @@ async fn credentials_are_added_and_revoked_within_the_secret_limit(backend: Back
         ])
     );
     let p = s.principal(&acme).await.unwrap().unwrap();
-    assert_eq!(p.credentials, vec![c2.clone(), k2.clone()]);
+    assert_eq!(active(&p), holding(&[&c2, &k2]));
     assert!(!p.secret_matches(secret1.expose()));
     assert!(p.secret_matches(secret2.expose()));
 
@@ -757,8 +778,8 @@ async fn credentials_are_added_and_revoked_within_the_secret_limit(backend: Back
         "a second revocation does not move the revocation time"
     );
     assert_eq!(
-        s.principal(&ci).await.unwrap().unwrap().credentials,
-        vec![k1.clone()]
+        active(&s.principal(&ci).await.unwrap().unwrap()),
+        holding(&[&k1])
     );
 
     // With one secret revoked there is room for another, and then none again.
@@ -798,8 +819,8 @@ async fn credentials_are_added_and_revoked_within_the_secret_limit(backend: Back
     );
     assert_eq!(s.credentials(&acme).await.unwrap().unwrap().len(), 4);
     assert_eq!(
-        s.principal(&acme).await.unwrap().unwrap().credentials,
-        vec![c2, c4]
+        active(&s.principal(&acme).await.unwrap().unwrap()),
+        holding(&[&c2, &c4])
     );
 }
 
@@ -831,8 +852,8 @@ async fn racing_secret_additions_stay_within_the_limit(backend: Backend) {
             }
         }
         assert_eq!(added.len(), 1, "round {round}");
-        let active = s.principal(&acme).await.unwrap().unwrap().credentials;
-        assert_eq!(active.len(), MAX_ACTIVE_SECRETS, "round {round}");
+        let p = s.principal(&acme).await.unwrap().unwrap();
+        assert_eq!(p.secret_hashes().len(), MAX_ACTIVE_SECRETS, "round {round}");
         s.revoke_credential(&acme, &revoke, 20 + round)
             .await
             .unwrap();
@@ -1212,4 +1233,73 @@ async fn pool_stats_describe_the_pools(backend: Backend) {
         assert!(p.idle <= p.size && p.size <= p.max, "{p:?}");
         assert!(p.size >= 1, "{p:?} has served a query");
     }
+}
+
+async fn the_principal_cache_shares_policies_and_drops_what_changed(backend: Backend) {
+    use nomos_issuer::oauth::principals::PrincipalCache;
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let strict = org_policy("https://strict.example", 60);
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    s.create_org(&org("beta"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    s.create_org(&org("gamma"), &strict, &secret_cred(), 1)
+        .await
+        .unwrap();
+    for a in ["a", "b"] {
+        s.create_agent(&org("acme"), &agent(a), &secret_cred(), 2)
+            .await
+            .unwrap();
+    }
+    let cache = PrincipalCache::new(s.clone(), std::time::Duration::from_secs(600));
+    let get = |subject: &'static str| {
+        let cache = &cache;
+        async move { cache.get(&sub(subject)).await.unwrap().unwrap() }
+    };
+    let (a, b, beta, gamma) = (
+        get("org/acme/agent/a").await,
+        get("org/acme/agent/b").await,
+        get("org/beta").await,
+        get("org/gamma").await,
+    );
+    assert!(Arc::ptr_eq(&a.policy, &b.policy), "one org, one policy");
+    assert!(Arc::ptr_eq(&a.policy, &beta.policy), "equal policies share");
+    assert!(!Arc::ptr_eq(&a.policy, &gamma.policy));
+    assert_eq!(*gamma.policy, strict);
+    assert!(
+        Arc::ptr_eq(&a, &get("org/acme/agent/a").await),
+        "served from the cache"
+    );
+    assert!(
+        cache
+            .get(&sub("org/acme/agent/ghost"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A new secret is seen once the change is noted; the other agent stays cached.
+    let (secret, cred) = Credential::new_secret();
+    s.add_credential(&sub("org/acme/agent/a"), &cred, 3)
+        .await
+        .unwrap();
+    assert!(
+        !get("org/acme/agent/a")
+            .await
+            .secret_matches(secret.expose())
+    );
+    cache.invalidate("org/acme/agent/a");
+    let fresh = get("org/acme/agent/a").await;
+    assert!(fresh.secret_matches(secret.expose()));
+    assert!(
+        Arc::ptr_eq(&fresh.policy, &b.policy),
+        "the reload shares the policy"
+    );
+    assert!(Arc::ptr_eq(&b, &get("org/acme/agent/b").await));
+    // An org subject drops the org and all its agents.
+    cache.invalidate("org/acme");
+    assert!(!Arc::ptr_eq(&b, &get("org/acme/agent/b").await));
 }

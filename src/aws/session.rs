@@ -39,6 +39,14 @@ fn tag_char_ok(c: char) -> bool {
 }
 
 impl SessionClaims {
+    /// No session claims: the default.
+    pub const NONE: SessionClaims = SessionClaims {
+        tags: false,
+        extra_tags: BTreeMap::new(),
+        transitive: Vec::new(),
+        source_identity: false,
+    };
+
     /// Checks AWS's limits: at most 50 tags in all, keys 1-128 and values 0-256
     /// characters of letters, digits, space and `_ . : / = + - @`, no `aws:` keys,
     /// keys unique ignoring case, `org`/`agent` reserved for the ids, and every

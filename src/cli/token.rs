@@ -116,7 +116,7 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
         );
     }
     let aws_claims = principal
-        .session_claims
+        .session_claims()
         .claims(&subject)
         .map_err(anyhow::Error::msg)?;
     let (_manager, published) = start_keys(store.clone(), &settings).await?;

@@ -109,7 +109,7 @@ impl TokenService {
             ));
         }
         let aws_claims = principal
-            .session_claims
+            .session_claims()
             .claims(&principal.subject)
             .map_err(|e| OAuthError::new(ErrorCode::UnauthorizedClient, e))?;
         let ttl = self.token_ttl.min(principal.policy.max_ttl);

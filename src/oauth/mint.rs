@@ -137,7 +137,11 @@ mod tests {
                 // Cross a millisecond boundary now and then.
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            ids.push(mint(&signer, "https://issuer.example", req, 1_800_000_000).record.jti);
+            ids.push(
+                mint(&signer, "https://issuer.example", req, 1_800_000_000)
+                    .record
+                    .jti,
+            );
         }
         for id in &ids {
             let u = uuid::Uuid::parse_str(id).unwrap();

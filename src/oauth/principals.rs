@@ -4,22 +4,81 @@
 //! Entries also expire after a TTL (a safety net), and callers ask for a fresher
 //! entry when authentication fails, so a new secret or key is seen at once.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::ids::Subject;
-use crate::principal::Principal;
+use crate::principal::{OrgPolicy, Principal};
 use crate::store::{PrincipalStore, StoreError};
 
 /// The most entries kept; past it the cache starts over.
 const MAX_ENTRIES: usize = 1_000_000;
 
+/// A cached principal and when it was loaded. Entries are found by their
+/// principal's subject, so the subject is not stored a second time as a key.
+struct Entry {
+    loaded: Instant,
+    principal: Arc<Principal>,
+}
+
+impl Borrow<Subject> for Entry {
+    fn borrow(&self) -> &Subject {
+        &self.principal.subject
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.principal.subject.hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.principal.subject == other.principal.subject
+    }
+}
+
+impl Eq for Entry {}
+
+/// The cached principals, and one shared copy of each org policy they carry
+/// (an org's agents all carry the same policy).
+#[derive(Default)]
+struct Entries {
+    by_subject: HashSet<Entry>,
+    policies: HashSet<Arc<OrgPolicy>>,
+    /// How many policies were in use at the last sweep of unused ones.
+    policies_swept: usize,
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        *self = Entries::default();
+    }
+
+    /// The shared copy of `policy`. Policies no entry uses any more are swept
+    /// whenever their number has doubled since the last sweep.
+    fn share(&mut self, policy: Arc<OrgPolicy>) -> Arc<OrgPolicy> {
+        if let Some(shared) = self.policies.get(&policy) {
+            return shared.clone();
+        }
+        self.policies.insert(policy.clone());
+        if self.policies.len() > 2 * self.policies_swept.max(64) {
+            self.policies.retain(|p| Arc::strong_count(p) > 1);
+            self.policies_swept = self.policies.len();
+        }
+        policy
+    }
+}
+
 /// Cached principals by subject.
 pub struct PrincipalCache {
     store: Arc<dyn PrincipalStore>,
     ttl: Duration,
-    entries: RwLock<HashMap<Subject, (Instant, Arc<Principal>)>>,
+    entries: RwLock<Entries>,
 }
 
 impl PrincipalCache {
@@ -28,7 +87,7 @@ impl PrincipalCache {
         PrincipalCache {
             store,
             ttl,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
         }
     }
 
@@ -45,36 +104,44 @@ impl PrincipalCache {
     ) -> Result<Option<Arc<Principal>>, StoreError> {
         {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, p)) = entries.get(subject) {
-                if at.elapsed() < max_age.min(self.ttl) {
-                    return Ok(Some(p.clone()));
+            if let Some(e) = entries.by_subject.get(subject) {
+                if e.loaded.elapsed() < max_age.min(self.ttl) {
+                    return Ok(Some(e.principal.clone()));
                 }
             }
         }
         // The lock is not held across this query.
-        let loaded = self.store.principal(subject).await?.map(Arc::new);
+        let loaded = self.store.principal(subject).await?;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        match &loaded {
-            Some(p) => {
-                if entries.len() >= MAX_ENTRIES {
+        match loaded {
+            Some(mut p) => {
+                if entries.by_subject.len() >= MAX_ENTRIES {
                     entries.clear();
                 }
-                entries.insert(subject.clone(), (Instant::now(), p.clone()));
+                p.policy = entries.share(p.policy);
+                let p = Arc::new(p);
+                entries.by_subject.replace(Entry {
+                    loaded: Instant::now(),
+                    principal: p.clone(),
+                });
+                Ok(Some(p))
             }
             None => {
-                entries.remove(subject);
+                entries.by_subject.remove(subject);
+                Ok(None)
             }
         }
-        Ok(loaded)
     }
 
     /// Drops the entries of `subject`; `org/ORG` drops the org and all its agents.
     pub fn invalidate(&self, subject: &str) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         match Subject::parse(subject) {
-            Ok(Subject::Org(org)) => entries.retain(|s, _| s.org() != &org),
+            Ok(Subject::Org(org)) => entries
+                .by_subject
+                .retain(|e| e.principal.subject.org() != &org),
             Ok(s) => {
-                entries.remove(&s);
+                entries.by_subject.remove(&s);
             }
             Err(_) => entries.clear(),
         }

@@ -534,14 +534,14 @@ impl PrincipalStore for SqlStore {
         .await?;
         let credentials = rows
             .iter()
-            .map(credential_from_row)
-            .collect::<Result<_, _>>()?;
-        Ok(Some(Principal {
-            subject: subject.clone(),
+            .map(|row| credential_from_row(row).map(|c| c.kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Principal::new(
+            subject.clone(),
             policy,
-            credentials,
+            &credentials,
             session_claims,
-        }))
+        )))
     }
 
     async fn session_claims_all(&self) -> Result<Vec<(Subject, SessionClaims)>, StoreError> {
