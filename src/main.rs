@@ -7,6 +7,13 @@ use nomos_issuer::cli::{Cli, run};
 use nomos_issuer::config::ConfigError;
 use nomos_issuer::keys::kek::KekError;
 
+/// mimalloc instead of glibc's allocator: the token endpoint makes many
+/// short-lived allocations between long-lived cache entries, which glibc's
+/// arenas fragment. With 100,000 principals cached mimalloc keeps the peak RSS
+/// lower and minting costs less CPU (measured in `bench/notes.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes: 1 any error, 2 invalid usage or configuration, 3 key-encryption key problems.
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.is::<KekError>()) {
