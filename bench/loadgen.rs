@@ -191,7 +191,8 @@ async fn connection(
     let mut buf = Vec::with_capacity(16 * 1024);
     // Open loop: connection `id` of N is offset by id/N of the interval, so
     // requests arrive evenly spread at the rate asked for, not in bursts of N.
-    let start = Instant::now() + interval.map_or(Duration::ZERO, |iv| iv * id as u32 / connections as u32);
+    let start =
+        Instant::now() + interval.map_or(Duration::ZERO, |iv| iv * id as u32 / connections as u32);
     let mut i = id as u64;
     loop {
         let due = match interval {

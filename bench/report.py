@@ -21,6 +21,8 @@ def sh(cmd):
 
 
 def get(label):
+    if label in by:
+        return by[label]
     for k, v in by.items():
         if k.startswith(label):
             return v
@@ -56,7 +58,8 @@ w("")
 w(f"Cold start to ready (embedded store, keys present, median of {cold['runs']}): **{cold['coldstart_ms_median']} ms** (min {cold['min_ms']} ms).")
 w("")
 
-mint = get("mint ES256, client_secret_post, audit table empty")["rps"]
+mint = get("mint ES256, client_secret_post")["rps"]
+empty = get("mint ES256, client_secret_post, audit table empty")["rps"]
 sign = get("ceiling: sign one ES256 JWT")["rps"]
 static = get("ceiling: static 1 KB JSON")["rps"]
 peer = get("peer: oidc-provider")["rps"]
@@ -85,7 +88,7 @@ w(f"| JWKS / static-JSON ceiling | ≥ 0.80 | {jwks / static:.2f} | {check(jwks 
 w(f"| discovery / static-JSON ceiling | ≥ 0.80 | {disc / static:.2f} | {check(disc / static >= 0.8)} |")
 w(f"| p99 at half the peak rate (open loop, {int(half['open_loop_rate'] or 0):,}/s) | ≤ 5 ms | {half['p99_ms']:.2f} ms | {check(half['p99_ms'] <= 5)} |")
 w(f"| 100,000 principals vs 10 | within 10% | {p100k / p10:.2f} | {check(abs(1 - p100k / p10) <= 0.10)} |")
-w(f"| {int(audit_rows):,} audit rows vs an empty table | within 10% | {big / mint:.2f} | {check(abs(1 - big / mint) <= 0.10)} |")
+w(f"| {int(audit_rows):,} audit rows vs an empty table | within 10% | {big / empty:.2f} ({int(big):,} / {int(empty):,}) | {check(abs(1 - big / empty) <= 0.10)} |")
 w(f"| peak RSS of the issuer under load | ≤ 64 MiB | {rss} MiB | {check(rss <= 64)} |")
 w(f"| cold start to ready | ≤ 100 ms | {cold['coldstart_ms_median']} ms | {check(cold['coldstart_ms_median'] <= 100)} |")
 w("")
