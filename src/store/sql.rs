@@ -861,55 +861,94 @@ fn to_record<'a>(batch: &'a [Issued], recorded: &[bool]) -> Vec<&'a AuditRecord>
         .collect()
 }
 
-/// The Postgres group commit: assertion ids and audit rows as arrays.
+/// The Postgres group commit: one statement per batch, so one round trip and
+/// an implicit transaction (no `BEGIN`/`COMMIT` of their own). Rows go as
+/// arrays through one prepared statement. A batch with assertion ids claims
+/// them in a data-modifying CTE of the same statement, and a token whose
+/// assertion id was claimed before is not recorded (first use wins).
 async fn record_tokens_pg(
     pg: &sqlx::PgPool,
     batch: &[Issued],
     mut recorded: Vec<bool>,
     claims: &[&AssertionClaim],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut tx = pg.begin().await?;
-    if !claims.is_empty() {
-        let fresh: HashSet<(String, String)> = sqlx::query_as(
-            "INSERT INTO assertion_jtis (client_id, jti, expires_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[])
-             ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
-        )
-        .bind(
-            claims
-                .iter()
-                .map(|c| c.client_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(claims.iter().map(|c| c.jti.as_str()).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.expires_at).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
+    let rows: Vec<(usize, &Issued)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| recorded[*i])
         .collect();
-        keep_fresh(batch, &mut recorded, &fresh);
+    if rows.is_empty() {
+        return Ok(recorded);
     }
-    let rows = to_record(batch, &recorded);
-    if !rows.is_empty() {
-        let col = |f: fn(&AuditRecord) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
-        sqlx::query(
-            "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::int8[], $8::int8[], $9::text[])",
+    let col = |f: fn(&AuditRecord) -> &str| {
+        rows.iter()
+            .map(|(_, i)| f(&i.record))
+            .collect::<Vec<&str>>()
+    };
+    let claim_col = |f: fn(&AssertionClaim) -> &str| {
+        rows.iter()
+            .map(|(_, i)| i.claim.as_ref().map(f))
+            .collect::<Vec<Option<&str>>>()
+    };
+    let columns = "jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method";
+    let unnest = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::int8[], $8::int8[], $9::text[]";
+    let sql = if claims.is_empty() {
+        format!("INSERT INTO audit_tokens ({columns}) SELECT * FROM {unnest})")
+    } else {
+        format!(
+            "WITH claimed AS (
+                 INSERT INTO assertion_jtis (client_id, jti, expires_at)
+                 SELECT * FROM UNNEST($10::text[], $11::text[], $12::int8[]) AS c(client_id, jti, expires_at)
+                 WHERE c.jti IS NOT NULL
+                 ON CONFLICT (client_id, jti) DO NOTHING
+                 RETURNING client_id, jti)
+             INSERT INTO audit_tokens ({columns})
+             SELECT {columns} FROM {unnest}, $10::text[], $11::text[])
+                 AS r({columns}, claim_client, claim_jti)
+             WHERE r.claim_jti IS NULL
+                OR EXISTS (SELECT 1 FROM claimed c
+                           WHERE c.client_id = r.claim_client AND c.jti = r.claim_jti)
+             RETURNING jti"
         )
+    };
+    let mut q = sqlx::query(&sql)
         .bind(col(|r| &r.jti))
         .bind(col(|r| &r.subject))
         .bind(col(|r| &r.org_id))
-        .bind(rows.iter().map(|r| r.agent_id.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(
+            rows.iter()
+                .map(|(_, i)| i.record.agent_id.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
         .bind(col(|r| &r.audience))
         .bind(col(|r| &r.kid))
-        .bind(rows.iter().map(|r| r.iat).collect::<Vec<i64>>())
-        .bind(rows.iter().map(|r| r.exp).collect::<Vec<i64>>())
-        .bind(col(|r| &r.auth_method))
-        .execute(&mut *tx)
-        .await?;
+        .bind(rows.iter().map(|(_, i)| i.record.iat).collect::<Vec<i64>>())
+        .bind(rows.iter().map(|(_, i)| i.record.exp).collect::<Vec<i64>>())
+        .bind(col(|r| &r.auth_method));
+    if claims.is_empty() {
+        q.execute(pg).await?;
+        return Ok(recorded);
     }
-    tx.commit().await?;
+    // The claim columns run alongside the rows (NULL for a token without an
+    // assertion); expiry is only needed for the claims themselves.
+    q = q
+        .bind(claim_col(|c| &c.client_id))
+        .bind(claim_col(|c| &c.jti))
+        .bind(
+            rows.iter()
+                .map(|(_, i)| i.claim.as_ref().map(|c| c.expires_at))
+                .collect::<Vec<Option<i64>>>(),
+        );
+    let done: HashSet<String> = q
+        .fetch_all(pg)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("jti"))
+        .collect::<Result<_, _>>()?;
+    for (i, _) in &rows {
+        recorded[*i] = done.contains(&batch[*i].record.jti);
+    }
     Ok(recorded)
 }
 
