@@ -58,6 +58,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
+    /// Time ring's ES256 signing and verification on one core (one JSON line):
+    /// what a token costs the issuer, and what a client assertion adds
+    Crypto {
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+    },
 }
 
 #[derive(Parser, Clone)]
@@ -416,5 +422,49 @@ fn main() {
             count,
         } => assertions(jwk, client_id, aud, count),
         Cmd::Coldstart { url, runs, command } => coldstart(url, runs, command),
+        Cmd::Crypto { seconds } => crypto(seconds),
     }
+}
+
+/// Operations per second of `op`, run on this thread for `seconds`.
+fn per_second(seconds: u64, mut op: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        for _ in 0..100 {
+            op();
+        }
+        n += 100;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn crypto(seconds: u64) {
+    use ring::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+        UnparsedPublicKey,
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let message = [b'x'; 300];
+    let signature = key.sign(&rng, &message).unwrap();
+    let public =
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key.public_key().as_ref().to_vec());
+    let sign = per_second(seconds, || {
+        std::hint::black_box(key.sign(&rng, &message).unwrap());
+    });
+    let verify = per_second(seconds, || {
+        public.verify(&message, signature.as_ref()).unwrap();
+    });
+    println!(
+        "{}",
+        json!({
+            "es256_sign_per_s": sign.round(),
+            "es256_verify_per_s": verify.round(),
+            "sign_us": (1e7 / sign).round() / 10.0,
+            "verify_us": (1e7 / verify).round() / 10.0,
+        })
+    );
 }
