@@ -10,6 +10,7 @@
 //! - `keygen`: a P-256 key pair as a private and a public JWK.
 //! - `assertions`: N unique `private_key_jwt` client assertions, one per line.
 //! - `coldstart`: how long a command takes until a URL answers 200.
+//! - `crypto`: `ring`'s ES256 signing and verification time on one core.
 //!
 //! `cargo run --release --example loadgen -- run --help`
 

@@ -870,7 +870,6 @@ async fn record_tokens_pg(
     pg: &sqlx::PgPool,
     batch: &[Issued],
     mut recorded: Vec<bool>,
-    claims: &[&AssertionClaim],
 ) -> Result<Vec<bool>, StoreError> {
     let rows: Vec<(usize, &Issued)> = batch
         .iter()
@@ -880,6 +879,7 @@ async fn record_tokens_pg(
     if rows.is_empty() {
         return Ok(recorded);
     }
+    let claims = rows.iter().any(|(_, i)| i.claim.is_some());
     let col = |f: fn(&AuditRecord) -> &str| {
         rows.iter()
             .map(|(_, i)| f(&i.record))
@@ -893,7 +893,7 @@ async fn record_tokens_pg(
     let columns = "jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method";
     let unnest = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::int8[], $8::int8[], $9::text[]";
-    let sql = if claims.is_empty() {
+    let sql = if !claims {
         format!("INSERT INTO audit_tokens ({columns}) SELECT * FROM {unnest})")
     } else {
         format!(
@@ -926,7 +926,7 @@ async fn record_tokens_pg(
         .bind(rows.iter().map(|(_, i)| i.record.iat).collect::<Vec<i64>>())
         .bind(rows.iter().map(|(_, i)| i.record.exp).collect::<Vec<i64>>())
         .bind(col(|r| &r.auth_method));
-    if claims.is_empty() {
+    if !claims {
         q.execute(pg).await?;
         return Ok(recorded);
     }
@@ -996,14 +996,14 @@ impl AuditLog for SqlStore {
                     .is_none_or(|c| seen.insert((&c.client_id, &c.jti)))
             })
             .collect();
+        if let Some(pg) = &self.audit_pg {
+            return record_tokens_pg(pg, batch, recorded).await;
+        }
         let claims: Vec<&AssertionClaim> = batch
             .iter()
             .zip(&recorded)
             .filter_map(|(i, ok)| i.claim.as_ref().filter(|_| *ok))
             .collect();
-        if let Some(pg) = &self.audit_pg {
-            return record_tokens_pg(pg, batch, recorded, &claims).await;
-        }
         // Without assertion ids to claim, one INSERT is the whole transaction.
         let mut tx = match claims.is_empty() {
             true => None,
