@@ -40,6 +40,7 @@ both_backends!(
     admin_tokens_are_looked_up_listed_and_revoked,
     pool_stats_describe_the_pools,
     the_principal_cache_shares_policies_and_drops_what_changed,
+    concurrent_writers_all_succeed,
 );
 
 /// What a principal holds: its secret hashes and its public keys, in order.
@@ -1302,4 +1303,37 @@ async fn the_principal_cache_shares_policies_and_drops_what_changed(backend: Bac
     // An org subject drops the org and all its agents.
     cache.invalidate("org/acme");
     assert!(!Arc::ptr_eq(&b, &get("org/acme/agent/b").await));
+}
+
+async fn concurrent_writers_all_succeed(backend: Backend) {
+    // Writes that read first (an org's existence, the secret limit) race with
+    // other writers: none may fail for a lock another connection holds briefly.
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let o = org(&format!("o{t}-{i}"));
+                s.create_org(&o, &OrgPolicy::default(), &secret_cred(), 1)
+                    .await?;
+                s.create_agent(&o, &agent("a"), &secret_cred(), 1).await?;
+                s.add_credential(&sub(&format!("org/o{t}-{i}/agent/a")), &secret_cred(), 2)
+                    .await?;
+                s.record_tokens(&[claimed(
+                    &format!("t{t}-{i}"),
+                    "org/x",
+                    &format!("j{t}-{i}"),
+                    100,
+                )])
+                .await?;
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(s.list_orgs(None, 1000).await.unwrap().len(), 80);
 }

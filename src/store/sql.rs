@@ -186,17 +186,25 @@ impl SqlStore {
         })
     }
 
+    /// Begins a transaction that will write. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), waiting up to the busy timeout for it: a
+    /// deferred transaction that reads first fails at once with "database is
+    /// locked" when it tries to write after another connection has.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Begins a write transaction that serialises with other writers of signing keys.
     async fn begin_locked(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
-                    .await?;
-                Ok(tx)
-            }
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
         }
+        Ok(tx)
     }
 }
 
@@ -430,7 +438,7 @@ impl PrincipalStore for SqlStore {
         credential: &Credential,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
             .bind(org.as_str())
             .fetch_optional(&mut *tx)
@@ -462,7 +470,7 @@ impl PrincipalStore for SqlStore {
         credential: &Credential,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
             .bind(org.as_str())
             .fetch_optional(&mut *tx)
@@ -582,7 +590,7 @@ impl PrincipalStore for SqlStore {
         claims: Option<&SessionClaims>,
     ) -> Result<(), StoreError> {
         let text = claims.map(|c| serde_json::to_string(c).expect("claims serialise"));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = match subject.agent() {
             None => {
                 sqlx::query("UPDATE orgs SET session_claims = $1 WHERE id = $2")
@@ -697,15 +705,11 @@ impl PrincipalStore for SqlStore {
     ) -> Result<(), StoreError> {
         // Serialised with other credential additions, so that two concurrent
         // ones cannot both pass the limit on active secrets.
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                tx.execute("SELECT pg_advisory_xact_lock(hashtext('nomos_issuer_credentials'))")
-                    .await?;
-                tx
-            }
-        };
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('nomos_issuer_credentials'))")
+                .await?;
+        }
         if !subject_exists(&mut tx, subject).await? {
             return Err(StoreError::NotFound(subject.to_string()));
         }
@@ -735,7 +739,7 @@ impl PrincipalStore for SqlStore {
         id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE client_credentials SET revoked_at = $1
              WHERE subject = $2 AND id = $3 AND revoked_at IS NULL",
@@ -1007,7 +1011,7 @@ impl AuditLog for SqlStore {
         // Without assertion ids to claim, one INSERT is the whole transaction.
         let mut tx = match claims.is_empty() {
             true => None,
-            false => Some(self.pool.begin().await?),
+            false => Some(self.begin_write().await?),
         };
         if let Some(tx) = tx.as_mut() {
             let sql = format!(
