@@ -17,7 +17,7 @@ pub const SOURCE_IDENTITY_CLAIM: &str = "https://aws.amazon.com/source_identity"
 pub const MAX_TAGS: usize = 50;
 
 /// What an org (or an agent, overriding its org) puts in its tokens for AWS.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionClaims {
     /// Whether tokens carry session tags: `org` and `agent` from the ids, plus `extra_tags`.
@@ -36,6 +36,12 @@ pub struct SessionClaims {
 
 fn tag_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c)
+}
+
+impl Default for SessionClaims {
+    fn default() -> Self {
+        SessionClaims::NONE
+    }
 }
 
 impl SessionClaims {
