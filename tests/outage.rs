@@ -198,3 +198,34 @@ async fn postgres_stops_and_returns_under_load() {
     );
     server.stop().await.unwrap();
 }
+
+/// The audit's own connection is cut while it waits (a database restart, an idle
+/// session closed by the network): the next token costs a reconnect, not an
+/// error, and every token still has its audit row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_audit_connection_is_replaced_without_failing_a_token() {
+    let app = common::TestApp::spawn(common::Backend::Postgres).await;
+    let secret = create_org(app.store().as_ref(), "acme").await;
+    app.token_ok("org/acme", &secret).await;
+    let admin = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    // Every other session on the issuer's database ends, the audit's included
+    // (waiting up to 5 s for each to be gone).
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty() && cut.iter().all(|ok| *ok), "{cut:?}");
+    for _ in 0..3 {
+        let r = app.token_basic("org/acme", &secret, "").await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let jti = claims(&token)["jti"].as_str().unwrap().to_owned();
+        assert!(app.store().token(&jti).await.unwrap().is_some());
+    }
+    admin.close().await;
+}

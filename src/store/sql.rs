@@ -7,11 +7,13 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use super::{
@@ -31,10 +33,104 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     url: String,
-    /// On Postgres, a native pool for the audit's group commit: one prepared
-    /// statement with array parameters (`UNNEST`) whatever the batch size, where
-    /// the `Any` driver would plan a new multi-row `VALUES` for every size.
-    audit_pg: Option<sqlx::PgPool>,
+    /// On Postgres, a native connection for the audit's group commit: one
+    /// prepared statement with array parameters (`UNNEST`) whatever the batch
+    /// size, where the `Any` driver would plan a new multi-row `VALUES` for
+    /// every size.
+    audit_pg: Option<Arc<AuditConnection>>,
+}
+
+/// The audit writer's own Postgres connection. The writer commits one batch at
+/// a time, so one connection serves it. A pool would ping the connection
+/// before lending it and again when it comes back (sqlx's
+/// `test_before_acquire` and its check on release): three round trips for a
+/// commit of one statement.
+struct AuditConnection {
+    options: PgConnectOptions,
+    conn: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
+}
+
+impl std::fmt::Debug for AuditConnection {
+    // The options hold the database password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditConnection")
+    }
+}
+
+impl AuditConnection {
+    async fn connect(&self) -> Result<sqlx::PgConnection, StoreError> {
+        use sqlx::Connection;
+        match tokio::time::timeout(
+            ACQUIRE_TIMEOUT,
+            sqlx::PgConnection::connect_with(&self.options),
+        )
+        .await
+        {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    async fn record(&self, batch: &[Issued], recorded: Vec<bool>) -> Result<Vec<bool>, StoreError> {
+        let mut slot = self.conn.lock().await;
+        // Taken out for the commit: a commit abandoned half-way (its future
+        // dropped) leaves no connection in an unknown state behind.
+        let (mut conn, reused) = match slot.take() {
+            Some(conn) => (conn, true),
+            None => (self.connect().await?, false),
+        };
+        let mut result = record_tokens_pg(&mut conn, batch, recorded.clone()).await;
+        let mut usable = still_usable(&mut conn, &result).await;
+        if reused && !usable {
+            // The connection died while it waited (a database restart, an
+            // idle session cut by the network): one new connection, one more
+            // try. Had the first try committed before the connection broke,
+            // this one fails on the duplicate `jti` (or finds the assertion
+            // ids claimed) and the tokens are withheld: never a token without
+            // its row.
+            tracing::info!(error = ?result.as_ref().err(), "audit connection lost; reconnecting");
+            conn = self.connect().await?;
+            result = record_tokens_pg(&mut conn, batch, recorded).await;
+            usable = still_usable(&mut conn, &result).await;
+        }
+        if usable {
+            *slot = Some(conn);
+        }
+        result
+    }
+
+    /// (open, idle) connections, for the pool metrics.
+    fn stats(&self) -> (u32, u32) {
+        match self.conn.try_lock() {
+            Ok(slot) => (u32::from(slot.is_some()), u32::from(slot.is_some())),
+            Err(_) => (1, 0),
+        }
+    }
+
+    async fn close(&self) {
+        use sqlx::Connection;
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+        }
+    }
+}
+
+/// Whether the connection can serve the next commit after `result`. An I/O,
+/// protocol or timeout error leaves it unusable. After an error the database
+/// answered, one ping tells: a session the server ended (a restart,
+/// `pg_terminate_backend`) answers with an error too before it closes.
+async fn still_usable<T>(conn: &mut sqlx::PgConnection, result: &Result<T, StoreError>) -> bool {
+    use sqlx::Connection;
+    match result {
+        Ok(_) => true,
+        Err(StoreError::Database(sqlx::Error::Database(_))) => {
+            matches!(
+                tokio::time::timeout(ACQUIRE_TIMEOUT, conn.ping()).await,
+                Ok(Ok(()))
+            )
+        }
+        Err(_) => false,
+    }
 }
 
 /// The migrations of each backend, embedded in the binary: (version, name, SQL).
@@ -169,13 +265,16 @@ impl SqlStore {
             }
         };
         let audit_pg = match backend {
-            Backend::Postgres => Some(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect(url)
-                    .await?,
-            ),
+            Backend::Postgres => {
+                let audit = AuditConnection {
+                    options: PgConnectOptions::from_str(url)?,
+                    conn: Default::default(),
+                };
+                // Connected at start, so that a bad URL or password fails here.
+                let conn = audit.connect().await?;
+                *audit.conn.lock().await = Some(conn);
+                Some(Arc::new(audit))
+            }
             Backend::Sqlite => None,
         };
         Ok(SqlStore {
@@ -871,7 +970,7 @@ fn to_record<'a>(batch: &'a [Issued], recorded: &[bool]) -> Vec<&'a AuditRecord>
 /// them in a data-modifying CTE of the same statement, and a token whose
 /// assertion id was claimed before is not recorded (first use wins).
 async fn record_tokens_pg(
-    pg: &sqlx::PgPool,
+    pg: &mut sqlx::PgConnection,
     batch: &[Issued],
     mut recorded: Vec<bool>,
 ) -> Result<Vec<bool>, StoreError> {
@@ -931,7 +1030,7 @@ async fn record_tokens_pg(
         .bind(rows.iter().map(|(_, i)| i.record.exp).collect::<Vec<i64>>())
         .bind(col(|r| &r.auth_method));
     if !claims {
-        q.execute(pg).await?;
+        q.execute(&mut *pg).await?;
         return Ok(recorded);
     }
     // The claim columns run alongside the rows (NULL for a token without an
@@ -945,7 +1044,7 @@ async fn record_tokens_pg(
                 .collect::<Vec<Option<i64>>>(),
         );
     let done: HashSet<String> = q
-        .fetch_all(pg)
+        .fetch_all(&mut *pg)
         .await?
         .iter()
         .map(|r| r.try_get::<String, _>("jti"))
@@ -1000,8 +1099,8 @@ impl AuditLog for SqlStore {
                     .is_none_or(|c| seen.insert((&c.client_id, &c.jti)))
             })
             .collect();
-        if let Some(pg) = &self.audit_pg {
-            return record_tokens_pg(pg, batch, recorded).await;
+        if let Some(audit) = &self.audit_pg {
+            return audit.record(batch, recorded).await;
         }
         let claims: Vec<&AssertionClaim> = batch
             .iter()
@@ -1266,12 +1365,13 @@ impl Store for SqlStore {
             idle: self.pool.num_idle() as u32,
             max: self.pool.options().get_max_connections(),
         }];
-        if let Some(pg) = &self.audit_pg {
+        if let Some(audit) = &self.audit_pg {
+            let (size, idle) = audit.stats();
             out.push(PoolStats {
                 name: "audit",
-                size: pg.size(),
-                idle: pg.num_idle() as u32,
-                max: pg.options().get_max_connections(),
+                size,
+                idle,
+                max: 1,
             });
         }
         out
@@ -1279,8 +1379,8 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
-        if let Some(pg) = &self.audit_pg {
-            pg.close().await;
+        if let Some(audit) = &self.audit_pg {
+            audit.close().await;
         }
     }
 
