@@ -4,13 +4,15 @@
 //! - `run`: keep-alive HTTP/1.1 connections, closed loop (each connection sends
 //!   its next request when the answer arrives) or open loop (`--rate`: requests
 //!   are due on a fixed schedule, the connections' schedules staggered so that
-//!   arrivals are evenly spaced, and latency counts from when each was due, so
-//!   a slow server cannot hide its queue). Reports requests/s, p50/p99/p99.9,
+//!   arrivals are evenly spaced; a request that comes due while its connection
+//!   still waits on the server counts its latency from when it was due, so a
+//!   slow server cannot hide its queue). Reports requests/s, p50/p99/p99.9,
 //!   non-2xx answers, and the server's CPU time and peak RSS from /proc.
-//! - `keygen`: a P-256 key pair as a private and a public JWK.
+//! - `keygen`: a P-256 or RSA key pair as a private and a public JWK.
 //! - `assertions`: N unique `private_key_jwt` client assertions, one per line.
 //! - `coldstart`: how long a command takes until a URL answers 200.
-//! - `crypto`: `ring`'s ES256 signing and verification time on one core.
+//! - `crypto`: `ring`'s ES256 signing and verification time on one core, and
+//!   what an RS256 or EdDSA client assertion takes to verify.
 //!
 //! `cargo run --release --example loadgen -- run --help`
 
@@ -35,10 +37,14 @@ struct Cli {
 enum Cmd {
     /// Load a server and print one JSON line of figures
     Run(RunArgs),
-    /// Print a P-256 key pair: {"private": JWK, "public": JWK}
-    Keygen,
+    /// Print a client key pair: {"private": JWK, "public": JWK}
+    Keygen {
+        /// ES256 (a P-256 key) or RS256 (an RSA-2048 key)
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+    },
     /// Print N unique client-assertion request bodies (one per line), each valid
-    /// for 60 s from now, signed with a private JWK
+    /// for 60 s from now, signed with a private JWK (on every core)
     Assertions {
         #[arg(long)]
         jwk: PathBuf,
@@ -59,8 +65,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
-    /// Time ring's ES256 signing and verification on one core (one JSON line):
-    /// what a token costs the issuer, and what a client assertion adds
+    /// Time ring on one core (one JSON line): ES256 signing and verification
+    /// (what a token costs the issuer, and what an ES256 client assertion adds),
+    /// and RS256 and EdDSA verification (what the other assertions add)
     Crypto {
         #[arg(long, default_value_t = 2)]
         seconds: u64,
@@ -201,6 +208,9 @@ async fn connection(
     let start =
         Instant::now() + interval.map_or(Duration::ZERO, |iv| iv * id as u32 / connections as u32);
     let mut i = id as u64;
+    // When the previous answer arrived: a request due before then waited on the
+    // server, one due after it waited only on this generator's timer.
+    let mut free_at = Instant::now();
     loop {
         let due = match interval {
             Some(iv) => start + iv * sent as u32,
@@ -240,6 +250,11 @@ async fn connection(
             let body = &target.bodies[n % target.bodies.len()];
             req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
         }
+        // Open loop counts from when the request was due if the connection was
+        // still busy with the server then (the server's queue is not hidden),
+        // and from the send otherwise: tokio's timer wakes up to a millisecond
+        // late, and that lateness is the generator's, not the server's.
+        let began = if free_at > due { due } else { Instant::now() };
         if stream.write_all(req.as_bytes()).await.is_err() {
             errors += 1;
             break;
@@ -249,7 +264,8 @@ async fn connection(
                 if !(200..300).contains(&status) {
                     errors += 1;
                 }
-                latencies.push(due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                free_at = Instant::now();
+                latencies.push((free_at - began).as_micros().min(u128::from(u32::MAX)) as u32);
             }
             Err(_) => {
                 errors += 1;
@@ -330,12 +346,24 @@ async fn run(args: RunArgs) {
     println!("{line}");
 }
 
-fn keygen() {
-    let pair = josekit::jws::ES256.generate_key_pair().unwrap();
-    let public = serde_json::to_value(pair.to_jwk_public_key().as_ref()).unwrap();
-    let mut private = serde_json::to_value(pair.to_jwk_private_key().as_ref()).unwrap();
-    for m in ["kty", "crv", "x", "y"] {
-        private[m] = public[m].clone();
+fn keygen(alg: &str) {
+    let (public, private) = match alg {
+        "ES256" => {
+            let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+            (pair.to_jwk_public_key(), pair.to_jwk_private_key())
+        }
+        "RS256" => {
+            let pair = josekit::jws::RS256.generate_key_pair(2048).unwrap();
+            (pair.to_jwk_public_key(), pair.to_jwk_private_key())
+        }
+        other => panic!("keygen: unknown --alg {other} (ES256 or RS256)"),
+    };
+    let public = serde_json::to_value(public.as_ref()).unwrap();
+    let mut private = serde_json::to_value(private.as_ref()).unwrap();
+    for m in ["kty", "crv", "x", "y", "n", "e"] {
+        if public.get(m).is_some() {
+            private[m] = public[m].clone();
+        }
     }
     println!("{}", json!({"private": private, "public": public}));
 }
@@ -344,16 +372,34 @@ fn assertions(jwk: PathBuf, client_id: String, aud: String, count: usize) {
     let text = std::fs::read_to_string(jwk).unwrap();
     let signer = nomos_issuer::workload::AssertionSigner::from_jwk(&text).unwrap();
     let now = nomos_issuer::app::now();
-    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let prefix = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion=",
+        url::form_urlencoded::byte_serialize(nomos_issuer::oauth::assertion::JWT_BEARER.as_bytes())
+            .collect::<String>()
+    );
+    // RS256 signing takes ~1 ms, so the set is made on every core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (signer, client_id, aud, prefix) = (&signer, &client_id, &aud, &prefix);
+                let n = count / threads + usize::from(t < count % threads);
+                scope.spawn(move || {
+                    let mut part = String::new();
+                    for _ in 0..n {
+                        part.push_str(prefix);
+                        part.push_str(&signer.assertion(client_id, aud, now));
+                        part.push('\n');
+                    }
+                    part
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for _ in 0..count {
-        let a = signer.assertion(&client_id, &aud, now);
-        writeln!(
-            out,
-            "grant_type=client_credentials&client_assertion_type={}&client_assertion={a}",
-            enc(nomos_issuer::oauth::assertion::JWT_BEARER)
-        )
-        .unwrap();
+    for part in parts {
+        out.write_all(part.as_bytes()).unwrap();
     }
 }
 
@@ -415,7 +461,7 @@ fn main() {
             .build()
             .unwrap()
             .block_on(run(args)),
-        Cmd::Keygen => keygen(),
+        Cmd::Keygen { alg } => keygen(&alg),
         Cmd::Assertions {
             jwk,
             client_id,
@@ -459,13 +505,42 @@ fn crypto(seconds: u64) {
     let verify = per_second(seconds, || {
         public.verify(&message, signature.as_ref()).unwrap();
     });
+    // What a client assertion of another algorithm costs to verify.
+    let rsa = josekit::jws::RS256.generate_key_pair(2048).unwrap();
+    let rsa = ring::rsa::KeyPair::from_pkcs8(&rsa.to_der_private_key()).unwrap();
+    let mut rsa_sig = vec![0; rsa.public().modulus_len()];
+    rsa.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &rng,
+        &message,
+        &mut rsa_sig,
+    )
+    .unwrap();
+    let rsa_public = UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        rsa.public().as_ref().to_vec(),
+    );
+    let rs256_verify = per_second(seconds, || {
+        rsa_public.verify(&message, &rsa_sig).unwrap();
+    });
+    let ed = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let ed = ring::signature::Ed25519KeyPair::from_pkcs8(ed.as_ref()).unwrap();
+    let ed_sig = ed.sign(&message);
+    let ed_public =
+        UnparsedPublicKey::new(&ring::signature::ED25519, ed.public_key().as_ref().to_vec());
+    let eddsa_verify = per_second(seconds, || {
+        ed_public.verify(&message, ed_sig.as_ref()).unwrap();
+    });
+    let us = |per_s: f64| (1e7 / per_s).round() / 10.0;
     println!(
         "{}",
         json!({
             "es256_sign_per_s": sign.round(),
             "es256_verify_per_s": verify.round(),
-            "sign_us": (1e7 / sign).round() / 10.0,
-            "verify_us": (1e7 / verify).round() / 10.0,
+            "sign_us": us(sign),
+            "verify_us": us(verify),
+            "rs256_verify_us": us(rs256_verify),
+            "eddsa_verify_us": us(eddsa_verify),
         })
     );
 }

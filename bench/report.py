@@ -11,13 +11,14 @@ results_file, cold_file, secs, conns, audit_rows, rounds, crypto_file = sys.argv
 runs = [json.loads(l) for l in open(results_file)]
 crypto = json.load(open(crypto_file))
 # A scenario measured in several rounds is reported by its median round (by
-# requests/s; the lower middle one of an even count).
+# requests/s, or by p99 for an open-loop run, whose requests/s is its fixed
+# rate; the lower middle one of an even count).
 grouped = {}
 for r in runs:
     grouped.setdefault(r["label"], []).append(r)
 rows = []
 for label, rs in grouped.items():
-    ordered = sorted(rs, key=lambda r: r["rps"])
+    ordered = sorted(rs, key=lambda r: r["p99_ms"] if r.get("open_loop_rate") else r["rps"])
     median = dict(ordered[(len(ordered) - 1) // 2])
     median["rounds"] = [int(r["rps"]) for r in rs]
     rows.append(median)
@@ -60,7 +61,8 @@ w(f"- machine: {os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.releas
 w(f"- {sh('rustc --version')}, {sh('node --version') and 'node ' + sh('node --version')}, {sh('psql --version')}")
 w(f"- Postgres: throwaway cluster with `fsync` and `synchronous_commit` on (every token's audit row is durable before the response)")
 w(f"- duration: {secs} s per scenario and round; audit table seeded with {int(audit_rows):,} rows for the large-table scenario")
-w(f"- `ring` on one core of this machine (`loadgen crypto`): ES256 signing {crypto['sign_us']} µs, verification {crypto['verify_us']} µs")
+w(f"- `ring` on one core of this machine (`loadgen crypto`): ES256 signing {crypto['sign_us']} µs, verification {crypto['verify_us']} µs;"
+  f" verifying an RS256 signature {crypto.get('rs256_verify_us', '?')} µs, an EdDSA one {crypto.get('eddsa_verify_us', '?')} µs")
 w("")
 w("| scenario | requests/s | p50 ms | p99 ms | p99.9 ms | CPU ms / 1000 req | peak RSS MiB | non-2xx | rounds (req/s) |")
 w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -75,6 +77,7 @@ w(f"Cold start to ready (embedded store, keys present, median of {cold['runs']})
 w("")
 
 half = get("mint p99 at half the peak rate")
+p99_rounds = [r["p99_ms"] for r in runs if r["label"] == half["label"]]
 rss = max(r["peak_rss_mib"] or 0 for r in runs if not r["label"].startswith(("ceiling", "peer", "warmup")))
 big_label = f"mint ES256, client_secret_post, {audit_rows} audit rows"
 
@@ -115,16 +118,20 @@ w("|---|---|---|---|")
 mint_sign, r1 = ratio("mint ES256, client_secret_post", "ceiling: sign one ES256 JWT")
 mint_peer, r2 = ratio("mint ES256, client_secret_post", "peer: oidc-provider client_credentials, JWT, in memory")
 pk_sign, r3 = ratio("mint ES256, private_key_jwt", "ceiling: sign one ES256 JWT")
+pk_rs_sign, r3b = ratio("mint ES256, private_key_jwt with an RS256 client key", "ceiling: sign one ES256 JWT")
+half_sign = get("ceiling: sign one ES256 JWT at the same rate")
 jwks_static, r4 = ratio("JWKS", "ceiling: static 1 KB JSON")
 disc_static, r5 = ratio("discovery", "ceiling: static 1 KB JSON")
 many_few, r6 = ratio("mint across 100,000 principals", "mint across 10 principals")
 big_empty, r7 = ratio(big_label, "mint ES256, client_secret_post, audit table empty")
 w(f"| mint (client secret, ES256, audited on Postgres) / sign-only ceiling | ≥ 0.50 | {shown(mint_sign, r1)} | {check(mint_sign >= 0.5)} |")
 w(f"| mint / `oidc-provider` (in memory, persists nothing) | ≥ 4× | {shown(mint_peer, r2, '{:.1f}×')} | {check(mint_peer >= 4)} |")
-w(f"| mint (`private_key_jwt`) / sign-only ceiling | ≥ 0.40 | {shown(pk_sign, r3)} | {check(pk_sign >= 0.4)} |")
+w(f"| mint (`private_key_jwt`, ES256 client key) / sign-only ceiling | ≥ 0.40 | {shown(pk_sign, r3)} | {check(pk_sign >= 0.4)} |")
+w(f"| mint (`private_key_jwt`, RS256 client key) / sign-only ceiling | ≥ 0.40 | {shown(pk_rs_sign, r3b)} | {check(pk_rs_sign >= 0.4)} |")
 w(f"| JWKS / static-JSON ceiling | ≥ 0.80 | {shown(jwks_static, r4)} | {check(jwks_static >= 0.8)} |")
 w(f"| discovery / static-JSON ceiling | ≥ 0.80 | {shown(disc_static, r5)} | {check(disc_static >= 0.8)} |")
-w(f"| p99 at half the peak rate (open loop, {int(half['open_loop_rate'] or 0):,}/s) | ≤ 5 ms | {half['p99_ms']:.2f} ms | {check(half['p99_ms'] <= 5)} |")
+w(f"| p99 at half the peak rate (open loop, {int(half['open_loop_rate'] or 0):,}/s; median round) | ≤ 5 ms | {half['p99_ms']:.2f} ms"
+  f" (rounds {', '.join(f'{r:.2f}' for r in p99_rounds)}; the sign-only ceiling at that rate: {half_sign['p99_ms']:.2f} ms) | {check(half['p99_ms'] <= 5)} |")
 w(f"| 100,000 principals vs 10 | within 10% | {shown(many_few, r6)} | {check(abs(1 - many_few) <= 0.10)} |")
 w(f"| {int(audit_rows):,} audit rows vs an empty table | within 10% | {shown(big_empty, r7)} | {check(abs(1 - big_empty) <= 0.10)} |")
 w(f"| peak RSS of the issuer under load | ≤ 64 MiB | {rss} MiB | {check(rss <= 64)} |")
