@@ -67,7 +67,10 @@ impl AuditConnection {
         .await
         {
             Ok(conn) => Ok(conn?),
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting to Postgres for the audit timed out",
+            )))),
         }
     }
 
@@ -88,7 +91,7 @@ impl AuditConnection {
             // this one fails on the duplicate `jti` (or finds the assertion
             // ids claimed) and the tokens are withheld: never a token without
             // its row.
-            tracing::info!(error = ?result.as_ref().err(), "audit connection lost; reconnecting");
+            tracing::warn!(error = ?result.as_ref().err(), "audit connection lost; reconnecting");
             conn = self.connect().await?;
             result = record_tokens_pg(&mut conn, batch, recorded).await;
             usable = still_usable(&mut conn, &result).await;
