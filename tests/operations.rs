@@ -400,3 +400,62 @@ async fn sighup_reloads_the_certificate() {
     assert!(status.success(), "SIGHUP does not stop the server: {log}");
     assert!(log.contains("TLS certificate reloaded"), "{log}");
 }
+
+both_backends!(serve_purges_records_past_retention_batch_by_batch);
+
+/// A running server purges the records past their retention when it starts,
+/// batch after batch (three here), and keeps the rest.
+async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
+    use nomos_issuer::audit::MAX_BATCH;
+    use nomos_issuer::store::PURGE_BATCH;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let now = nomos_issuer::app::now();
+    let record = |jti: String, iat: i64| Issued {
+        record: AuditRecord {
+            jti,
+            subject: "org/acme".into(),
+            org_id: "acme".into(),
+            agent_id: None,
+            audience: "sts.amazonaws.com".into(),
+            kid: "k".into(),
+            iat,
+            exp: iat + 300,
+            auth_method: "cli".into(),
+        },
+        claim: None,
+    };
+    // Past the default retention of 90 days: more than two purge batches.
+    let old = PURGE_BATCH as usize * 2 + 10;
+    let ids: Vec<usize> = (0..old).collect();
+    for chunk in ids.chunks(MAX_BATCH) {
+        let batch: Vec<Issued> = chunk
+            .iter()
+            .map(|i| record(format!("old-{i}"), now - 100 * 86_400 - *i as i64))
+            .collect();
+        store.record_tokens(&batch).await.unwrap();
+    }
+    store
+        .record_tokens(&[record("recent".into(), now - 86_400)])
+        .await
+        .unwrap();
+    assert_eq!(store.count_tokens().await.unwrap(), old as i64 + 1);
+
+    let kek = db.dir.path().join("kek");
+    nomos_issuer::keys::Kek::create_file(&kek).unwrap();
+    let server = nomos_issuer::server::Server::start(settings(&db, &kek), true)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while store.count_tokens().await.unwrap() > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old records left after 60 s: {}",
+            store.count_tokens().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.token("recent").await.unwrap().is_some());
+    server.stop().await.unwrap();
+    store.close().await;
+}

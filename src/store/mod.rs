@@ -248,10 +248,27 @@ pub trait AuditLog: Send + Sync {
     /// Audit records matching a filter, newest first.
     async fn query_tokens(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Deletes the records of tokens issued before `iat`, in bounded batches;
-    /// returns how many went.
-    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` records of tokens issued before `before_iat`, in
+    /// one short transaction; returns how many went.
+    async fn purge_tokens_batch(&self, before_iat: i64, limit: u32) -> Result<u64, StoreError>;
+
+    /// Deletes every record of a token issued before `before_iat`, batch after
+    /// batch at full speed; returns how many went.
+    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.purge_tokens_batch(before_iat, PURGE_BATCH).await?;
+            total += n;
+            if n < u64::from(PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
 }
+
+/// Audit records one purge transaction deletes at most: short transactions and
+/// locks.
+pub const PURGE_BATCH: u32 = 10_000;
 
 /// Replay defence for client assertions (ids are claimed with `record_tokens`).
 #[async_trait]

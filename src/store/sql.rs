@@ -1227,22 +1227,16 @@ impl AuditLog for SqlStore {
         rows.iter().map(audit_from_row).collect()
     }
 
-    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            // Bounded batches keep each transaction (and its locks) short.
-            let done = sqlx::query(
-                "DELETE FROM audit_tokens WHERE jti IN
-                 (SELECT jti FROM audit_tokens WHERE iat < $1 LIMIT 10000)",
-            )
-            .bind(before_iat)
-            .execute(&self.pool)
-            .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < 10_000 {
-                return Ok(total);
-            }
-        }
+    async fn purge_tokens_batch(&self, before_iat: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM audit_tokens WHERE jti IN
+             (SELECT jti FROM audit_tokens WHERE iat < $1 LIMIT $2)",
+        )
+        .bind(before_iat)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 
