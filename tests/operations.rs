@@ -215,20 +215,7 @@ async fn audit_from_the_cli() {
     let store = embedded_store(d).await;
     let old = nomos_issuer::app::now() - 100 * 86_400;
     let issued: Vec<Issued> = (0..2)
-        .map(|i| Issued {
-            record: AuditRecord {
-                jti: format!("old-{i}"),
-                subject: "org/acme".into(),
-                org_id: "acme".into(),
-                agent_id: None,
-                audience: "sts.amazonaws.com".into(),
-                kid: "k".into(),
-                iat: old,
-                exp: old + 300,
-                auth_method: "cli".into(),
-            },
-            claim: None,
-        })
+        .map(|i| acme_record(format!("old-{i}"), old))
         .collect();
     store.record_tokens(&issued).await.unwrap();
     store.close().await;
@@ -403,15 +390,9 @@ async fn sighup_reloads_the_certificate() {
 
 both_backends!(serve_purges_records_past_retention_batch_by_batch);
 
-/// A running server purges the records past their retention when it starts,
-/// batch after batch (three here), and keeps the rest.
-async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
-    use nomos_issuer::audit::MAX_BATCH;
-    use nomos_issuer::store::PURGE_BATCH;
-    let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let now = nomos_issuer::app::now();
-    let record = |jti: String, iat: i64| Issued {
+/// An audit record of a token for org acme issued at `iat`.
+fn acme_record(jti: String, iat: i64) -> Issued {
+    Issued {
         record: AuditRecord {
             jti,
             subject: "org/acme".into(),
@@ -424,19 +405,29 @@ async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
             auth_method: "cli".into(),
         },
         claim: None,
-    };
+    }
+}
+
+/// A running server purges the records past their retention when it starts,
+/// batch after batch (three here), and keeps the rest.
+async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
+    use nomos_issuer::audit::MAX_BATCH;
+    use nomos_issuer::store::PURGE_BATCH;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let now = nomos_issuer::app::now();
     // Past the default retention of 90 days: more than two purge batches.
     let old = PURGE_BATCH as usize * 2 + 10;
     let ids: Vec<usize> = (0..old).collect();
     for chunk in ids.chunks(MAX_BATCH) {
         let batch: Vec<Issued> = chunk
             .iter()
-            .map(|i| record(format!("old-{i}"), now - 100 * 86_400 - *i as i64))
+            .map(|i| acme_record(format!("old-{i}"), now - 100 * 86_400 - *i as i64))
             .collect();
         store.record_tokens(&batch).await.unwrap();
     }
     store
-        .record_tokens(&[record("recent".into(), now - 86_400)])
+        .record_tokens(&[acme_record("recent".into(), now - 86_400)])
         .await
         .unwrap();
     assert_eq!(store.count_tokens().await.unwrap(), old as i64 + 1);
