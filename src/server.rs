@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::app::{App, now};
 use crate::config::{ConfigError, Settings};
 use crate::http::tls::{self, Certificates};
-use crate::store::{PURGE_BATCH, ReplayGuard, Store, StoreError};
+use crate::store::ReplayGuard;
 
 /// A started server.
 pub struct Server {
@@ -140,7 +140,11 @@ async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
         }
         if let (Some(keep), 1) = (app.settings.audit_retention, ticks % 360) {
             let before = now() - keep.as_secs() as i64;
-            match purge_audit_gently(app.store.as_ref(), before).await {
+            match app
+                .store
+                .purge_tokens_paced(before, PURGE_PAUSE_FACTOR)
+                .await
+            {
                 Ok(n) if n > 0 => tracing::info!(
                     purged = n,
                     before,
@@ -153,25 +157,14 @@ async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
     }
 }
 
-/// The retention purge of a running server: batch after batch, each followed by
-/// a pause three times as long as the batch took, so that a large backlog (the
-/// first purge after retention is turned on or shortened) takes at most about a
+/// The retention purge of a running server pauses after each batch for this
+/// many times as long as the batch took, so that a large backlog (the first
+/// purge after retention is turned on or shortened) takes at most about a
 /// quarter of the database's time from minting. While 2 million records were
 /// purged on a 2-core machine, minting ran at 10.5-12.9k tokens/s at full speed
 /// and at 22.4-23.0k paced, against 24-27k without a purge (bench/notes.md).
 /// `nomos-issuer audit purge` runs at full speed.
-async fn purge_audit_gently(store: &dyn Store, before_iat: i64) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let started = std::time::Instant::now();
-        let n = store.purge_tokens_batch(before_iat, PURGE_BATCH).await?;
-        total += n;
-        if n < u64::from(PURGE_BATCH) {
-            return Ok(total);
-        }
-        tokio::time::sleep(started.elapsed() * 3).await;
-    }
-}
+const PURGE_PAUSE_FACTOR: u32 = 3;
 
 struct AbortOnDrop(JoinHandle<()>);
 

@@ -253,16 +253,31 @@ pub trait AuditLog: Send + Sync {
     async fn purge_tokens_batch(&self, before_iat: i64, limit: u32) -> Result<u64, StoreError>;
 
     /// Deletes every record of a token issued before `before_iat`, batch after
-    /// batch at full speed; returns how many went.
-    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError> {
+    /// batch; after each full batch it pauses `pause_factor` times as long as
+    /// the batch took (0: full speed). Returns how many went.
+    async fn purge_tokens_paced(
+        &self,
+        before_iat: i64,
+        pause_factor: u32,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
+            let started = std::time::Instant::now();
             let n = self.purge_tokens_batch(before_iat, PURGE_BATCH).await?;
             total += n;
             if n < u64::from(PURGE_BATCH) {
                 return Ok(total);
             }
+            if pause_factor > 0 {
+                tokio::time::sleep(started.elapsed() * pause_factor).await;
+            }
         }
+    }
+
+    /// Deletes every record of a token issued before `before_iat`, at full
+    /// speed; returns how many went.
+    async fn purge_tokens(&self, before_iat: i64) -> Result<u64, StoreError> {
+        self.purge_tokens_paced(before_iat, 0).await
     }
 }
 
