@@ -41,6 +41,8 @@ both_backends!(
     pool_stats_describe_the_pools,
     the_principal_cache_shares_policies_and_drops_what_changed,
     concurrent_writers_all_succeed,
+    a_follower_sees_a_change_that_commits_after_a_later_one,
+    a_follower_sees_every_change_of_concurrent_writers,
 );
 
 /// What a principal holds: its secret hashes and its public keys, in order.
@@ -107,8 +109,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        4,
-        "init, session claims, principal changes, admin tokens"
+        5,
+        "init, session claims, principal changes, admin tokens, change log order"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1336,4 +1338,94 @@ async fn concurrent_writers_all_succeed(backend: Backend) {
         t.await.unwrap().unwrap();
     }
     assert_eq!(s.list_orgs(None, 1000).await.unwrap().len(), 80);
+}
+
+/// A change whose transaction began first but commits last is still seen by
+/// a replica that polled in between (on Postgres a sequence number is taken
+/// at insert, not at commit).
+async fn a_follower_sees_a_change_that_commits_after_a_later_one(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    let mut last = s.principal_change_head().await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    // Another writer's transaction notes a change and stays open.
+    let raw = sqlx_any(&db.url).await;
+    let mut slow = raw.begin().await.unwrap();
+    sqlx::query("INSERT INTO principal_changes (subject, changed_at) VALUES ('org/slow', 0)")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    // Meanwhile the store makes a change of its own...
+    let writer = tokio::spawn({
+        let s = s.clone();
+        async move { s.add_credential(&sub("org/acme"), &secret_cred(), 2).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // ...and a replica polls the log.
+    let (l, subjects) = s.principal_changes_since(last).await.unwrap();
+    (last, seen) = (l, subjects.into_iter().collect());
+    slow.commit().await.unwrap();
+    writer.await.unwrap().unwrap();
+    let (_, subjects) = s.principal_changes_since(last).await.unwrap();
+    seen.extend(subjects);
+    assert!(seen.contains("org/slow"), "a change was missed: {seen:?}");
+    assert!(seen.contains("org/acme"), "{seen:?}");
+}
+
+/// Eight writers change principals while a replica polls the log without
+/// pause: at the end it has seen every change.
+async fn a_follower_sees_every_change_of_concurrent_writers(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    for t in 0..8 {
+        s.create_org(
+            &org(&format!("w{t}")),
+            &OrgPolicy::default(),
+            &secret_cred(),
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    let start = s.principal_change_head().await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = tokio::spawn({
+        let (s, done) = (s.clone(), done.clone());
+        async move {
+            let (mut last, mut seen) = (start, Vec::new());
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let (l, subjects) = s.principal_changes_since(last).await.unwrap();
+                last = l;
+                seen.extend(subjects);
+                if finished {
+                    return seen;
+                }
+            }
+        }
+    });
+    let mut writers = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            let subject = sub(&format!("org/w{t}"));
+            for _ in 0..10 {
+                let c = secret_cred();
+                s.add_credential(&subject, &c, 2).await.unwrap();
+                s.revoke_credential(&subject, &c.id, 3).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = follower.await.unwrap();
+    for t in 0..8 {
+        let n = seen.iter().filter(|x| **x == format!("org/w{t}")).count();
+        assert_eq!(n, 20, "org/w{t}: {n} of 20 changes seen");
+    }
 }

@@ -137,7 +137,7 @@ async fn still_usable<T>(conn: &mut sqlx::PgConnection, result: &Result<T, Store
 }
 
 /// The migrations of each backend, embedded in the binary: (version, name, SQL).
-fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
+fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 5] {
     match backend {
         Backend::Postgres => [
             (
@@ -160,6 +160,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
                 "admin tokens and audit by time",
                 include_str!("../../migrations/postgres/0004_admin.sql"),
             ),
+            (
+                5,
+                "change log in commit order",
+                include_str!("../../migrations/postgres/0005_change_log_order.sql"),
+            ),
         ],
         Backend::Sqlite => [
             (
@@ -181,6 +186,11 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
                 4,
                 "admin tokens and audit by time",
                 include_str!("../../migrations/sqlite/0004_admin.sql"),
+            ),
+            (
+                5,
+                "change log in commit order",
+                include_str!("../../migrations/sqlite/0005_change_log_order.sql"),
             ),
         ],
     }
