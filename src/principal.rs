@@ -18,6 +18,10 @@ pub const MAX_TOKEN_TTL: u32 = 3600;
 /// The per-org lifetime maximum given to a new org unless the operator says otherwise.
 pub const DEFAULT_ORG_MAX_TTL: u32 = 900;
 
+/// How many client secrets one org or agent may have active at once: two, so
+/// that a secret can be replaced without downtime.
+pub const MAX_ACTIVE_SECRETS: usize = 2;
+
 /// The prefix of every client secret, so that secret scanners and humans recognise one.
 pub const SECRET_PREFIX: &str = "nomos_cs_";
 
@@ -123,15 +127,27 @@ impl Principal {
         }
     }
 
-    /// Whether `secret` matches one of the active secrets. Compares in constant time
-    /// and checks every secret, so timing reveals neither which matched nor how many exist.
+    /// Whether `secret` matches one of the active secrets. Compares in constant
+    /// time against [`MAX_ACTIVE_SECRETS`] slots whatever the number of secrets,
+    /// so timing reveals neither which matched, nor how many exist, nor whether
+    /// the principal exists (an unknown one is checked as [`Principal::decoy`]).
     pub fn secret_matches(&self, secret: &str) -> bool {
         let presented = hash_secret(secret);
         let mut matched = subtle::Choice::from(0);
-        for hash in &self.secrets {
-            matched |= hash.ct_eq(&presented);
+        for slot in 0..MAX_ACTIVE_SECRETS.max(self.secrets.len()) {
+            let (hash, real) = match self.secrets.get(slot) {
+                Some(h) => (h, 1),
+                None => (&[0u8; 32], 0),
+            };
+            matched |= hash.ct_eq(&presented) & subtle::Choice::from(real);
         }
         matched.into()
+    }
+
+    /// A principal with no credentials, standing in for an unknown subject so
+    /// that checking a credential against it does the same work.
+    pub fn decoy(subject: Subject) -> Self {
+        Principal::new(subject, OrgPolicy::default(), [], SessionClaims::NONE)
     }
 
     /// The SHA-256 of every active secret, oldest first.

@@ -401,6 +401,7 @@ async fn create_org(
     let (secret, credential) = Credential::new_secret();
     let t = now();
     app.store.create_org(&id, &policy, &credential, t).await?;
+    app.tokens.principals.forget(&Subject::Org(id.clone()));
     tracing::info!(org = %id, "org created through the admin API");
     let info = OrgInfo {
         id: id.clone(),
@@ -466,6 +467,9 @@ async fn create_agent(
     };
     let t = now();
     app.store.create_agent(&org, &agent, &credential, t).await?;
+    app.tokens
+        .principals
+        .forget(&Subject::Agent(org.clone(), agent.clone()));
     tracing::info!(org = %org, agent = %agent, "agent created through the admin API");
     let info = AgentInfo {
         org: org.clone(),
@@ -551,6 +555,7 @@ async fn add_credential(app: &App, subject: Subject, b: NewCredential) -> Result
         }
         r => r?,
     }
+    app.tokens.principals.forget(&subject);
     tracing::info!(%subject, credential = %credential.id, "credential added through the admin API");
     Ok(created(json!({
         "credential": credential_json(&credential, t, None),
@@ -560,6 +565,8 @@ async fn add_credential(app: &App, subject: Subject, b: NewCredential) -> Result
 
 async fn revoke_credential(app: &App, subject: Subject, id: &str) -> Result<StatusCode> {
     app.store.revoke_credential(&subject, id, now()).await?;
+    // Before answering: a request after the 204 must not find it cached.
+    app.tokens.principals.forget(&subject);
     tracing::info!(%subject, credential = %id, "credential revoked through the admin API");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -143,9 +143,7 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// How many client secrets one org or agent may have active at once: two, so
-/// that a secret can be replaced without downtime.
-pub const MAX_ACTIVE_SECRETS: usize = 2;
+pub use crate::principal::MAX_ACTIVE_SECRETS;
 
 /// An org as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
