@@ -1,5 +1,7 @@
 //! Client assertions for `private_key_jwt` (RFC 7523 §3, OIDC Core §9).
 
+use std::sync::LazyLock;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Deserialize;
@@ -16,6 +18,14 @@ pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
 /// The longest an assertion may live from now: 5 minutes (plus skew).
 pub const MAX_ASSERTION_LIFETIME: i64 = 300;
+
+/// Public keys whose private halves were thrown away, one per key type. When
+/// a client has no key for an assertion's `alg` (an unknown client has none),
+/// the signature is checked against one of these, so that the refusal costs
+/// what a wrong signature costs and timing does not tell which clients exist.
+static DECOYS: LazyLock<Vec<PublicJwk>> = LazyLock::new(|| {
+    PublicJwk::parse_set(include_str!("decoy_keys.json")).expect("the decoy keys parse")
+});
 
 fn bad(why: &'static str) -> OAuthError {
     OAuthError::invalid_client(format!("client assertion rejected: {why}"))
@@ -101,14 +111,27 @@ impl<'a> Assertion<'a> {
 
     /// Whether one of the registered keys verifies the signature. A key restricted
     /// to an algorithm is used with that algorithm only; a `kid` narrows the choice.
+    /// With no key to try, a decoy key of the `alg` is tried instead (see `DECOYS`).
     pub fn verify<'k>(&self, keys: impl IntoIterator<Item = &'k PublicJwk>) -> bool {
-        keys.into_iter()
+        let message = self.signing_input.as_bytes();
+        let mut tried = false;
+        for k in keys
+            .into_iter()
             .filter(|k| self.kid.as_deref().is_none_or(|kid| kid == k.kid))
             .filter(|k| k.alg.as_deref().is_none_or(|a| a == self.alg))
-            .any(|k| {
-                k.key
-                    .verify(&self.alg, self.signing_input.as_bytes(), &self.signature)
-            })
+            .filter(|k| k.key.fits_alg(&self.alg))
+        {
+            tried = true;
+            if k.key.verify(&self.alg, message, &self.signature) {
+                return true;
+            }
+        }
+        if !tried {
+            if let Some(decoy) = DECOYS.iter().find(|k| k.key.fits_alg(&self.alg)) {
+                std::hint::black_box(decoy.key.verify(&self.alg, message, &self.signature));
+            }
+        }
+        false
     }
 
     /// Checks the claims for `client_id` at `now`; returns when the assertion expires.
@@ -123,15 +146,17 @@ impl<'a> Assertion<'a> {
         if c.iss != client_id || c.sub != client_id {
             return Err(bad("iss and sub must both equal the client id"));
         }
-        let aud_ok = match &c.aud {
-            Value::String(a) => audiences.contains(&a.as_str()),
-            Value::Array(list) => list
-                .iter()
-                .any(|a| a.as_str().is_some_and(|a| audiences.contains(&a))),
-            _ => false,
+        // One audience, this issuer's (RFC 7523bis): an assertion that names
+        // other audiences too could be replayed to them, or from them.
+        let aud = match &c.aud {
+            Value::String(a) => Some(a.as_str()),
+            Value::Array(list) if list.len() == 1 => list[0].as_str(),
+            _ => None,
         };
-        if !aud_ok {
-            return Err(bad("aud must be the token endpoint URL or the issuer"));
+        if !aud.is_some_and(|a| audiences.contains(&a)) {
+            return Err(bad(
+                "aud must be one value: the token endpoint URL or the issuer",
+            ));
         }
         let exp = numeric_date(&c.exp).ok_or_else(|| bad("exp must be a number"))?;
         if exp <= now - skew {
@@ -185,6 +210,26 @@ mod tests {
         let a = Assertion::parse(&t).unwrap();
         assert!(a.verify([&key]));
         assert_eq!(a.check_claims("org/a", AUD, 1000, 30).unwrap(), 1060);
+        // One audience given as a one-element array is one audience.
+        let mut c = claims(1000);
+        c["aud"] = json!([AUD[1]]);
+        let (t, _) = sign(c);
+        assert!(
+            Assertion::parse(&t)
+                .unwrap()
+                .check_claims("org/a", AUD, 1000, 30)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn with_no_key_to_try_a_decoy_is_checked_and_fails() {
+        assert_eq!(DECOYS.len(), 4, "one decoy per key type");
+        for alg in ["ES256", "ES384", "RS256", "PS256", "EdDSA"] {
+            assert!(DECOYS.iter().any(|k| k.key.fits_alg(alg)), "{alg}");
+        }
+        let (t, _) = sign(claims(0));
+        assert!(!Assertion::parse(&t).unwrap().verify([]));
     }
 
     #[test]
@@ -196,6 +241,9 @@ mod tests {
             ("sub", json!("org/b")),
             ("aud", json!("https://other")),
             ("aud", json!(["https://other"])),
+            ("aud", json!([AUD[0], "https://other"])),
+            ("aud", json!([AUD[0], AUD[1]])),
+            ("aud", json!([])),
             ("exp", json!(now - 31)),
             ("exp", json!(now + 331)),
             ("exp", json!("soon")),
