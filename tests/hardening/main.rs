@@ -1,6 +1,7 @@
 //! Running on the internet: HTTPS with certificate reload, rate limits,
 //! header and concurrency limits, security headers, request ids and metrics.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -222,7 +223,7 @@ async fn a_mismatched_key_is_a_clear_startup_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_answer_429_with_retry_after() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.client_rate_limit = 2;
+        s.auth_failure_limit = 2;
         s.address_rate_limit = 0;
     })
     .await;
@@ -257,7 +258,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(app.token_basic("org/acme", &secret, "").await.status(), 200);
 
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.client_rate_limit = 0;
+        s.auth_failure_limit = 0;
         s.address_rate_limit = 3;
     })
     .await;
