@@ -44,7 +44,7 @@ pub struct App {
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Token requests per source address.
-    pub address_limit: Option<KeyedLimit<IpAddr>>,
+    pub address_limit: Option<Arc<KeyedLimit<IpAddr>>>,
 }
 
 /// Opens the store. Migrations run on the embedded store always and on Postgres
@@ -183,9 +183,9 @@ impl App {
                 .token_ttl
                 .min(settings.rotation.max_token_lifetime as u32),
             assertion_skew: i64::from(settings.assertion_skew),
-            client_limit: KeyedLimit::new(settings.client_rate_limit),
+            failure_limit: KeyedLimit::new(settings.auth_failure_limit),
         };
-        let address_limit = KeyedLimit::new(settings.address_rate_limit);
+        let address_limit = KeyedLimit::new(settings.address_rate_limit).map(Arc::new);
         let app = Arc::new(App {
             settings,
             store,

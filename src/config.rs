@@ -166,14 +166,14 @@ pub struct ConfigArgs {
     /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1)
     #[arg(long, env = "NOMOS_ISSUER_TLS_KEY", global = true, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
-    /// Token requests per second allowed per client id, bursts of twice that; 0 turns it off [default: 20]
+    /// Failed authentications per second allowed per client id and source address, bursts of twice that (then 429); valid credentials are never refused; 0 turns it off [default: 20]
     #[arg(
         long,
-        env = "NOMOS_ISSUER_CLIENT_RATE_LIMIT",
+        env = "NOMOS_ISSUER_AUTH_FAILURE_LIMIT",
         global = true,
         value_name = "PER_SECOND"
     )]
-    pub client_rate_limit: Option<u32>,
+    pub auth_failure_limit: Option<u32>,
     /// Token requests per second allowed per source address, bursts of twice that; 0 turns it off. Behind a proxy every request comes from the proxy's address [default: 200]
     #[arg(
         long,
@@ -182,7 +182,7 @@ pub struct ConfigArgs {
         value_name = "PER_SECOND"
     )]
     pub address_rate_limit: Option<u32>,
-    /// Requests handled at once; beyond it the issuer answers 503 at once [default: 1024]
+    /// Requests handled at once, counted apart for discovery/JWKS/health and for everything else; beyond it the issuer answers 503 at once [default: 1024]
     #[arg(
         long,
         env = "NOMOS_ISSUER_MAX_CONCURRENCY",
@@ -190,6 +190,38 @@ pub struct ConfigArgs {
         value_name = "N"
     )]
     pub max_concurrency: Option<usize>,
+    /// Token and admin requests one source address may have in flight (then 429); 0 turns it off. Behind a proxy every request comes from the proxy's address [default: 128]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_IN_FLIGHT_PER_ADDRESS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_in_flight_per_address: Option<usize>,
+    /// Open connections per listener; more are closed at once (also capped by the file-descriptor limit) [default: 10000]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
+    /// Open connections one source address may hold per listener; 0 turns it off. Behind a proxy, raise it or turn it off [default: 256]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONNECTIONS_PER_ADDRESS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections_per_address: Option<usize>,
+    /// A second listener for /metrics and /admin (operators only); when set, the main listener answers 404 for them [default: none: everything on --listen]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_OPERATOR_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub operator_listen: Option<String>,
     /// How long audit records are kept, e.g. 90d; serve purges older ones hourly; 0 keeps them forever [default: 90d]
     #[arg(
         long,
@@ -231,9 +263,13 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    client_rate_limit: Option<u32>,
+    auth_failure_limit: Option<u32>,
     address_rate_limit: Option<u32>,
     max_concurrency: Option<usize>,
+    max_in_flight_per_address: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    operator_listen: Option<String>,
     audit_retention: Option<String>,
 }
 
@@ -308,12 +344,20 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Serve HTTPS with these files (else plain HTTP, e.g. behind a TLS proxy).
     pub tls: Option<TlsFiles>,
-    /// Token requests per second per client id (0: unlimited).
-    pub client_rate_limit: u32,
+    /// Failed authentications per second per client id and address (0: unlimited).
+    pub auth_failure_limit: u32,
     /// Token requests per second per source address (0: unlimited).
     pub address_rate_limit: u32,
-    /// Requests handled at once.
+    /// Requests handled at once, for each of the two classes (documents, work).
     pub max_concurrency: usize,
+    /// Token and admin requests in flight per source address (0: no limit).
+    pub max_in_flight_per_address: usize,
+    /// Open connections per listener.
+    pub max_connections: usize,
+    /// Open connections per source address and listener (0: no limit).
+    pub max_connections_per_address: usize,
+    /// The operator listener (`/metrics`, `/admin`), if separate.
+    pub operator_listen: Option<SocketAddr>,
     /// How long audit records are kept (`None`: forever).
     pub audit_retention: Option<Duration>,
     /// Warnings to log once logging is up (e.g. a non-https issuer).
@@ -477,14 +521,54 @@ impl Settings {
             (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set: set tls_key too")),
             (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set: set tls_cert too")),
         };
-        let client_rate_limit =
-            pick(&args.client_rate_limit, &file.client_rate_limit).unwrap_or(20);
+        let auth_failure_limit =
+            pick(&args.auth_failure_limit, &file.auth_failure_limit).unwrap_or(20);
         let address_rate_limit =
             pick(&args.address_rate_limit, &file.address_rate_limit).unwrap_or(200);
         let max_concurrency = pick(&args.max_concurrency, &file.max_concurrency).unwrap_or(1024);
         if !(1..=100_000).contains(&max_concurrency) {
             return Err(invalid("max_concurrency", "use 1-100000"));
         }
+        let max_in_flight_per_address = pick(
+            &args.max_in_flight_per_address,
+            &file.max_in_flight_per_address,
+        )
+        .unwrap_or(128);
+        let max_connections = pick(&args.max_connections, &file.max_connections).unwrap_or(10_000);
+        if !(16..=1_000_000).contains(&max_connections) {
+            return Err(invalid("max_connections", "use 16-1000000"));
+        }
+        let max_connections_per_address = pick(
+            &args.max_connections_per_address,
+            &file.max_connections_per_address,
+        )
+        .unwrap_or(256);
+        if max_connections_per_address > max_connections {
+            return Err(invalid(
+                "max_connections_per_address",
+                format!(
+                    "{max_connections_per_address} is more than max_connections ({max_connections}): one address could take every connection"
+                ),
+            ));
+        }
+        let operator_listen = match pick(&args.operator_listen, &file.operator_listen) {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    invalid(
+                        "operator_listen",
+                        format!("{text:?} is not an address like 127.0.0.1:9090"),
+                    )
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(invalid(
+                        "operator_listen",
+                        format!("{addr} is also the listen address: use another port"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let retention_text =
             pick(&args.audit_retention, &file.audit_retention).unwrap_or_else(|| "90d".into());
         let audit_retention = match retention_text.trim() {
@@ -502,9 +586,13 @@ impl Settings {
         };
         Ok(Settings {
             tls,
-            client_rate_limit,
+            auth_failure_limit,
             address_rate_limit,
             max_concurrency,
+            max_in_flight_per_address,
+            max_connections,
+            max_connections_per_address,
+            operator_listen,
             audit_retention,
             listen,
             issuer,
@@ -645,6 +733,19 @@ mod tests {
                 "audit_retention",
             ),
             (|a| a.max_concurrency = Some(0), "max_concurrency"),
+            (|a| a.max_connections = Some(1), "max_connections"),
+            (
+                |a| a.max_connections_per_address = Some(20_000),
+                "max_connections_per_address",
+            ),
+            (
+                |a| a.operator_listen = Some("9090".into()),
+                "operator_listen",
+            ),
+            (
+                |a| a.operator_listen = Some(DEFAULT_LISTEN.into()),
+                "operator_listen",
+            ),
         ];
         for (set, name) in cases {
             let mut a = args();

@@ -27,6 +27,7 @@ pub struct Metrics {
     token_latency: Histogram,
     requests: [Counter; ENDPOINTS.len()],
     rate_limited: Family<Labels, Counter>,
+    refused: Family<Labels, Counter>,
     /// Audit commit latency; the audit writer observes it.
     pub audit_commit: Histogram,
     audit_queue: Gauge,
@@ -87,8 +88,14 @@ impl Metrics {
         let rate_limited = Family::<Labels, Counter>::default();
         registry.register(
             "rate_limited",
-            "Token requests refused with 429, by limit (client or address)",
+            "Token requests refused with 429, by limit (address: the source address's rate; failures: failed authentications of one client id from one address)",
             rate_limited.clone(),
+        );
+        let refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "refused",
+            "Connections and requests refused before any handler ran, by reason (connections_total, connections_per_address, documents_at_capacity, work_at_capacity, address_in_flight)",
+            refused.clone(),
         );
         let audit_commit = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         registry.register(
@@ -132,6 +139,7 @@ impl Metrics {
             token_latency,
             requests,
             rate_limited,
+            refused,
             audit_commit,
             audit_queue,
             key_age,
@@ -163,6 +171,13 @@ impl Metrics {
     pub fn rate_limited(&self, limit: &'static str) {
         self.rate_limited
             .get_or_create(&vec![("limit", limit.to_owned())])
+            .inc();
+    }
+
+    /// Counts a connection or request refused by a capacity limit.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused
+            .get_or_create(&vec![("reason", reason.to_owned())])
             .inc();
     }
 

@@ -6,22 +6,27 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::{App, now};
 use crate::config::{ConfigError, Settings};
+use crate::http::limits::Limits;
+use crate::http::serve::{self, Listening, connection_budget};
 use crate::http::tls::{self, Certificates};
+use crate::http::{Surface, router};
 use crate::store::ReplayGuard;
 
 /// A started server.
 pub struct Server {
     /// The bound address (the real port when configured with port 0).
     pub addr: SocketAddr,
+    /// The bound operator address, when `/metrics` and `/admin` are served apart.
+    pub operator_addr: Option<SocketAddr>,
     /// The shared state.
     pub app: Arc<App>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    stop: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<std::io::Result<()>>>,
     audit_task: JoinHandle<()>,
     purge_task: JoinHandle<()>,
     key_task: JoinHandle<()>,
@@ -32,10 +37,10 @@ impl Server {
     /// Binds `settings.listen`, builds the state and starts serving. When the
     /// issuer URL was not configured it follows the bound address.
     pub async fn start(mut settings: Settings, migrate: bool) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = bind(settings.listen)?;
         let addr = listener.local_addr()?;
+        let operator = settings.operator_listen.map(bind).transpose()?;
+        let operator_addr = operator.as_ref().map(TcpListener::local_addr).transpose()?;
         let certificates = match &settings.tls {
             Some(files) => Some(
                 Certificates::open(files.clone())
@@ -52,16 +57,58 @@ impl Server {
             settings.issuer = format!("{scheme}://{addr}");
         }
         let (app, audit_task) = App::build(settings, migrate).await?;
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = watch::channel(false);
         let tls_config = certificates.clone().map(tls::server_config);
-        let task = tokio::spawn(crate::http::serve(
-            app.clone(),
-            listener,
-            tls_config,
+        let max_connections = connection_budget(app.settings.max_connections);
+        if max_connections < app.settings.max_connections {
+            tracing::warn!(
+                max_connections,
+                wanted = app.settings.max_connections,
+                "the file-descriptor limit (ulimit -n) leaves room for fewer connections than max_connections; raise it"
+            );
+        }
+        let listening = |surface| Listening {
+            service: router::service(app.clone(), surface),
+            tls: tls_config.clone(),
+            connections: Limits::new(
+                max_connections,
+                app.settings
+                    .max_connections_per_address
+                    .min(max_connections / 2),
+            ),
+            metrics: app.metrics.clone(),
+        };
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
             async move {
-                let _ = stopped.await;
-            },
-        ));
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut listeners = Vec::new();
+        match operator {
+            None => {
+                tracing::info!(
+                    "/metrics and /admin are served on the main listener: set --operator-listen to serve them only on an operators' address"
+                );
+                listeners.push(tokio::spawn(serve::serve(
+                    listener,
+                    listening(Surface::All),
+                    until_stopped(),
+                )));
+            }
+            Some(operator) => {
+                listeners.push(tokio::spawn(serve::serve(
+                    listener,
+                    listening(Surface::Public),
+                    until_stopped(),
+                )));
+                listeners.push(tokio::spawn(serve::serve(
+                    operator,
+                    listening(Surface::Operator),
+                    until_stopped(),
+                )));
+            }
+        }
         let purge_task = tokio::spawn(housekeeping(app.clone(), certificates));
         let cache_task = tokio::spawn(
             app.tokens
@@ -76,9 +123,10 @@ impl Server {
         );
         Ok(Server {
             addr,
+            operator_addr,
             app,
             stop,
-            task,
+            listeners,
             audit_task,
             purge_task,
             key_task,
@@ -86,20 +134,25 @@ impl Server {
         })
     }
 
-    /// Stops accepting, drains in-flight requests, then flushes the audit.
+    /// Stops accepting, drains in-flight requests (for at most
+    /// [`serve::DRAIN_TIMEOUT`]), then flushes the audit.
     pub async fn stop(self) -> anyhow::Result<()> {
         let Server {
             app,
             stop,
-            task,
+            listeners,
             audit_task,
             purge_task,
             key_task,
             cache_task,
             ..
         } = self;
-        let _ = stop.send(());
-        let served = task.await.context("server task failed")?;
+        let _ = stop.send(true);
+        let mut served = Ok(());
+        for listener in listeners {
+            let result = listener.await.context("server task failed")?;
+            served = served.and(result);
+        }
         purge_task.abort();
         let _ = purge_task.await;
         cache_task.abort();
@@ -126,7 +179,7 @@ async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
         if let Some(l) = &app.address_limit {
             l.forget_idle();
         }
-        if let Some(l) = &app.tokens.client_limit {
+        if let Some(l) = &app.tokens.failure_limit {
             l.forget_idle();
         }
         if ticks % 6 == 1 {
@@ -165,6 +218,10 @@ async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
 /// and at 22.4-23.0k paced, against 24-27k without a purge (bench/notes.md).
 /// `nomos-issuer audit purge` runs at full speed.
 const PURGE_PAUSE_FACTOR: u32 = 3;
+
+fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    serve::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+}
 
 struct AbortOnDrop(JoinHandle<()>);
 

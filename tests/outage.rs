@@ -65,7 +65,7 @@ async fn postgres_stops_and_returns_under_load() {
             listen: Some("127.0.0.1:0".into()),
             database_url: Some(pg.url()),
             kek_file: Some(kek),
-            client_rate_limit: Some(0),
+            auth_failure_limit: Some(0),
             address_rate_limit: Some(0),
             ..Default::default()
         },

@@ -1349,8 +1349,7 @@ async fn a_follower_sees_a_change_that_commits_after_a_later_one(backend: Backen
     s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
         .await
         .unwrap();
-    let mut last = s.principal_change_head().await.unwrap();
-    let mut seen = std::collections::HashSet::new();
+    let last = s.principal_change_head().await.unwrap();
     // Another writer's transaction notes a change and stays open.
     let raw = sqlx_any(&db.url).await;
     let mut slow = raw.begin().await.unwrap();
@@ -1365,8 +1364,8 @@ async fn a_follower_sees_a_change_that_commits_after_a_later_one(backend: Backen
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // ...and a replica polls the log.
-    let (l, subjects) = s.principal_changes_since(last).await.unwrap();
-    (last, seen) = (l, subjects.into_iter().collect());
+    let (last, subjects) = s.principal_changes_since(last).await.unwrap();
+    let mut seen: std::collections::HashSet<String> = subjects.into_iter().collect();
     slow.commit().await.unwrap();
     writer.await.unwrap().unwrap();
     let (_, subjects) = s.principal_changes_since(last).await.unwrap();

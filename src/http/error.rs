@@ -13,6 +13,7 @@ fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -32,18 +33,11 @@ pub fn render(e: &OAuthError) -> Response {
     if let Some(seconds) = e.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    resp
-}
-
-/// 413 for a body over the limit, in the same JSON shape.
-pub fn too_large(limit: usize) -> Response {
-    let body = json!({
-        "error": "invalid_request",
-        "error_description": format!("the request body exceeds {limit} bytes"),
-    });
-    let mut resp = (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if matches!(e.code, ErrorCode::PayloadTooLarge | ErrorCode::BodyTimeout) {
+        // The rest of the body is not read: the connection cannot carry
+        // another request.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 

@@ -1,6 +1,12 @@
-//! The layer every request passes, in one service: load shedding at the
-//! concurrency limit (503), header limits (431), a request id, the access log
-//! line and the security headers.
+//! The layer every request passes, in one service: header limits (431), a
+//! request id, admission, the access log line and the security headers.
+//!
+//! Admission happens here, before a handler reads any body:
+//! - requests for the documents AWS fetches (discovery, JWKS) and for health
+//!   have a capacity of their own, which token and admin traffic cannot take;
+//! - every other request counts against the work capacity and against its
+//!   source address's share of it (429 past the share, 503 past the total);
+//! - token requests count against the source address's rate limit.
 //!
 //! One hand-written layer instead of a stack of generic ones: the JWKS is
 //! fetched by AWS on every call, and each generic layer cost it about a tenth
@@ -9,10 +15,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -25,6 +31,11 @@ use tracing::Span;
 use tracing::instrument::{Instrument, Instrumented};
 
 use super::Peer;
+use super::limits::{Held, Limits, Refusal};
+use super::serve::{Activity, Busy};
+use crate::metrics::Metrics;
+use crate::oauth::OAuthError;
+use crate::ratelimit::{KeyedLimit, address_key, retry_after_seconds};
 
 /// The request id header: a caller's own is kept, else one is made.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,6 +49,22 @@ pub const MAX_HEADERS: usize = 64;
 /// The longest request id kept from a caller.
 const MAX_REQUEST_ID: usize = 128;
 
+/// What a [`Hardening`] admits.
+pub struct Admission {
+    /// Requests for discovery, JWKS and health at once.
+    pub documents: usize,
+    /// Every other request at once.
+    pub work: usize,
+    /// Of those, at most this many from one source address (0: no share).
+    pub work_per_address: usize,
+    /// Token requests per source address.
+    pub address_rate: Option<Arc<KeyedLimit<IpAddr>>>,
+    /// Send HSTS (the issuer is https).
+    pub hsts: bool,
+    /// Where refusals are counted.
+    pub metrics: Arc<Metrics>,
+}
+
 /// Builds [`Hardened`] services.
 #[derive(Clone)]
 pub struct Hardening {
@@ -45,16 +72,18 @@ pub struct Hardening {
 }
 
 struct Shared {
-    in_flight: AtomicUsize,
-    max_in_flight: usize,
+    documents: Limits,
+    work: Limits,
+    address_rate: Option<Arc<KeyedLimit<IpAddr>>>,
+    metrics: Arc<Metrics>,
     id_prefix: String,
     next_id: AtomicU64,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Hardening {
-    /// At most `max_in_flight` requests at once; HSTS when the issuer is https.
-    pub fn new(max_in_flight: usize, hsts: bool) -> Self {
+    /// Admits what `admission` says.
+    pub fn new(admission: Admission) -> Self {
         let mut headers = vec![
             (
                 header::X_CONTENT_TYPE_OPTIONS,
@@ -72,7 +101,7 @@ impl Hardening {
             // Discovery and JWKS set their own caching; nothing else may be cached.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ];
-        if hsts {
+        if admission.hsts {
             headers.push((
                 header::STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static("max-age=31536000"),
@@ -80,8 +109,10 @@ impl Hardening {
         }
         Hardening {
             shared: Arc::new(Shared {
-                in_flight: AtomicUsize::new(0),
-                max_in_flight,
+                documents: Limits::new(admission.documents, 0),
+                work: Limits::new(admission.work, admission.work_per_address),
+                address_rate: admission.address_rate,
+                metrics: admission.metrics,
                 // Random per process, so that ids are unique across replicas
                 // without a system call per request.
                 id_prefix: crate::principal::random_id("", 9),
@@ -100,6 +131,7 @@ impl<S> Layer<S> for Hardening {
             inner,
             shared: self.shared.clone(),
             peer: None,
+            activity: None,
         }
     }
 }
@@ -110,32 +142,26 @@ pub struct Hardened<S> {
     inner: S,
     shared: Arc<Shared>,
     peer: Option<SocketAddr>,
+    activity: Option<Arc<Activity>>,
 }
 
 impl<S: Clone> Hardened<S> {
-    /// The service for one connection from `peer`.
-    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+    /// The service for one connection from `peer`, whose requests are
+    /// counted in `activity`.
+    pub fn for_connection(&self, peer: SocketAddr, activity: Arc<Activity>) -> Self {
         Hardened {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
             peer: Some(peer),
+            activity: Some(activity),
         }
-    }
-}
-
-/// Releases a concurrency slot when the request ends, answered or dropped.
-struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 fn request_id(req: &mut Request, shared: &Shared) -> HeaderValue {
     if let Some(v) = req.headers().get(&REQUEST_ID) {
-        let printable = v.as_bytes().iter().all(|b| b.is_ascii_graphic());
-        if printable && !v.is_empty() && v.len() <= MAX_REQUEST_ID {
+        if !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.as_bytes().iter().all(|b| safe_in_id(*b))
+        {
             return v.clone();
         }
     }
@@ -146,22 +172,42 @@ fn request_id(req: &mut Request, shared: &Shared) -> HeaderValue {
     id
 }
 
-/// Whether a request reaches the routes.
-enum Admission {
-    /// It does, holding a concurrency slot.
-    Admitted(Slot),
-    /// It is answered at once.
-    Refused(Response),
+/// Characters a caller's request id may use: nothing that needs quoting or
+/// escaping in a log line, a header or JSON.
+fn safe_in_id(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b)
 }
 
-fn admit(req: &Request, shared: &Arc<Shared>) -> Admission {
+/// The documents AWS and probes fetch: answered from memory, with their own capacity.
+fn is_document(req: &Request) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && matches!(
+            req.uri().path(),
+            "/.well-known/jwks.json" | "/.well-known/openid-configuration" | "/healthz" | "/readyz"
+        )
+}
+
+fn shed(shared: &Shared, class: &'static str) -> Response {
+    shared.metrics.refused(class);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        "the issuer is at its concurrency limit; retry shortly\n",
+    )
+        .into_response()
+}
+
+/// Admits a request, holding its share of capacity, or answers it at once
+/// (boxed: refusals are the rare case).
+fn admit(req: &Request, shared: &Arc<Shared>, ip: Option<IpAddr>) -> Result<Held, Box<Response>> {
+    let refuse = |r: Response| Box::new(r);
     let headers = req.headers();
     let bytes: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        return Admission::Refused(
+        return Err(refuse(
             (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!(
@@ -169,20 +215,39 @@ fn admit(req: &Request, shared: &Arc<Shared>) -> Admission {
                 ),
             )
                 .into_response(),
-        );
+        ));
     }
-    if shared.in_flight.fetch_add(1, Ordering::Relaxed) >= shared.max_in_flight {
-        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-        return Admission::Refused(
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                "the issuer is at its concurrency limit; retry shortly\n",
-            )
-                .into_response(),
-        );
+    if is_document(req) {
+        return shared
+            .documents
+            .admit(None)
+            .map_err(|_| refuse(shed(shared, "documents_at_capacity")));
     }
-    Admission::Admitted(Slot(shared.clone()))
+    let held = match shared.work.admit(ip) {
+        Ok(held) => held,
+        Err(Refusal::Total) => return Err(refuse(shed(shared, "work_at_capacity"))),
+        Err(Refusal::Address) => {
+            shared.metrics.refused("address_in_flight");
+            return Err(refuse(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "1")],
+                    "too many requests in flight from this address; retry shortly\n",
+                )
+                    .into_response(),
+            ));
+        }
+    };
+    if let (Some(limit), Some(ip)) = (&shared.address_rate, ip) {
+        if req.method() == Method::POST && req.uri().path().starts_with("/oauth2/") {
+            if let Err(wait) = limit.check(&address_key(ip)) {
+                shared.metrics.rate_limited("address");
+                let slow_down = OAuthError::slow_down("address", retry_after_seconds(wait));
+                return Err(refuse(slow_down.into_response()));
+            }
+        }
+    }
+    Ok(held)
 }
 
 impl<S> Service<Request> for Hardened<S>
@@ -209,22 +274,23 @@ where
             path = %req.uri().path(),
         );
         // Only requests that change something look at the client's address
-        // (the token endpoint's rate limit): documents skip the allocation.
+        // (the token endpoint's failure limit): documents skip the allocation.
         if let Some(peer) = self.peer.filter(|_| req.method() != Method::GET) {
             req.extensions_mut().insert(ConnectInfo(Peer(peer)));
         }
-        let state = match admit(&req, &self.shared) {
-            Admission::Admitted(slot) => {
+        let busy = self.activity.as_ref().map(|a| a.begin());
+        let state = match admit(&req, &self.shared, self.peer.map(|p| p.ip())) {
+            Ok(held) => {
                 // The service that was polled ready answers this request.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 State::Called {
                     future: inner.call(req).instrument(span),
-                    _slot: slot,
+                    _held: held,
                 }
             }
-            Admission::Refused(res) => State::Refused {
-                response: Some(res),
+            Err(res) => State::Refused {
+                response: Some(*res),
                 span,
             },
         };
@@ -233,6 +299,7 @@ where
             shared: self.shared.clone(),
             id: Some(id),
             started,
+            _busy: busy,
         }
     }
 }
@@ -245,13 +312,14 @@ pin_project! {
         shared: Arc<Shared>,
         id: Option<HeaderValue>,
         started: Instant,
+        _busy: Option<Busy>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Called { #[pin] future: Instrumented<F>, _slot: Slot },
+        Called { #[pin] future: Instrumented<F>, _held: Held },
         Refused { response: Option<Response>, span: Span },
     }
 }

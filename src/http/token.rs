@@ -6,32 +6,33 @@ use std::time::Instant;
 
 use axum::Extension;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Peer;
-use super::error::{render, too_large};
+use super::body::{self, BODY_DEADLINE, BodyError};
+use super::error::render;
 use crate::app::{App, now};
 use crate::oauth::form::Params;
 use crate::oauth::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::ratelimit::retry_after_seconds;
 
 /// The token endpoint: form in, token or RFC 6749 error out. Never a 5xx for any input.
 pub async fn token(
     State(app): State<Arc<App>>,
     peer: Option<Extension<ConnectInfo<Peer>>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
-    let (org, response) = answer(&app, peer.map(|p| p.0.0.0.ip()), &headers, body).await;
+    let source = peer.map(|p| p.0.0.0.ip());
+    let response = answer(&app, source, &headers, body).await;
     let outcome = response
         .as_ref()
         .map_or_else(|e| e.code.as_str(), |_| "issued");
+    let org = response.as_ref().ok().map(|r| r.org.to_string());
     app.metrics.token(
         org.as_deref().unwrap_or("-"),
         outcome,
@@ -46,59 +47,41 @@ pub async fn token(
                 .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             r
         }
-        Err(e) if e.code == ErrorCode::PayloadTooLarge => too_large(app.settings.max_body_bytes),
         Err(e) => {
+            if e.code == ErrorCode::SlowDown {
+                app.metrics.rate_limited("failures");
+            }
             tracing::info!(error = e.code.as_str(), description = %e.description, "token request refused");
             render(&e)
         }
     }
 }
 
-/// The answer and, once known, the org it went to.
 async fn answer(
     app: &App,
-    peer: Option<IpAddr>,
+    source: Option<IpAddr>,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> (Option<String>, Result<TokenResponse, OAuthError>) {
-    if let (Some(limit), Some(ip)) = (&app.address_limit, peer) {
-        if let Err(wait) = limit.check(&ip) {
-            app.metrics.rate_limited("address");
-            return (
-                None,
-                Err(OAuthError::slow_down("address", retry_after_seconds(wait))),
-            );
-        }
-    }
-    let r = parse_and_grant(app, headers, body).await;
-    if matches!(&r, Err(e) if e.code == ErrorCode::SlowDown) {
-        app.metrics.rate_limited("client");
-    }
-    match r {
-        Ok(resp) => (Some(resp.org.to_string()), Ok(resp)),
-        Err(e) => (None, Err(e)),
-    }
-}
-
-async fn parse_and_grant(
-    app: &App,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<TokenResponse, OAuthError> {
-    let body = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(OAuthError::new(
+    let limit = app.settings.max_body_bytes;
+    let body = body::read(headers, body, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => OAuthError::new(
                 ErrorCode::PayloadTooLarge,
-                "the request body is too large",
-            ));
-        }
-        Err(_) => {
-            return Err(OAuthError::invalid_request(
-                "the request body could not be read",
-            ));
-        }
-    };
+                format!("the request body exceeds {limit} bytes"),
+            ),
+            BodyError::TimedOut => OAuthError::new(
+                ErrorCode::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_DEADLINE.as_secs()
+                ),
+            ),
+            BodyError::Unreadable => {
+                OAuthError::invalid_request("the request body could not be read")
+            }
+        })?;
     if !super::media_type_is(headers, "application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
             "Content-Type must be application/x-www-form-urlencoded",
@@ -112,5 +95,7 @@ async fn parse_and_grant(
             return Err(OAuthError::invalid_client("malformed Authorization header"));
         }
     };
-    app.tokens.token(&params, authorization, now()).await
+    app.tokens
+        .token(&params, authorization, source, now())
+        .await
 }

@@ -50,26 +50,6 @@ pub enum Presented {
     },
 }
 
-impl Presented {
-    /// The client id the request claims, before any check: the key its rate
-    /// limit is counted under. An assertion without `client_id` claims its `sub`.
-    pub fn claimed_client_id(&self) -> String {
-        match self {
-            Presented::Secret { client_id, .. }
-            | Presented::Assertion {
-                client_id: Some(client_id),
-                ..
-            } => client_id.clone(),
-            Presented::Assertion {
-                client_id: None,
-                assertion,
-            } => super::assertion::Assertion::parse(assertion)
-                .map(|a| a.claims.sub)
-                .unwrap_or_default(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Presented {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

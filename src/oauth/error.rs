@@ -23,6 +23,8 @@ pub enum ErrorCode {
     SlowDown,
     /// The body is over the limit (413; rendered as `invalid_request`).
     PayloadTooLarge,
+    /// The body did not arrive in time (408; rendered as `invalid_request`).
+    BodyTimeout,
 }
 
 impl ErrorCode {
@@ -37,7 +39,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::SlowDown => "slow_down",
-            ErrorCode::PayloadTooLarge => "invalid_request",
+            ErrorCode::PayloadTooLarge | ErrorCode::BodyTimeout => "invalid_request",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The client-credentials grant: authenticate, check the audience, mint, audit.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::ids::{Audience, OrgId, Subject};
 use crate::keys::KeyRing;
 use crate::keys::keyring::Endpoints;
 use crate::principal::Principal;
-use crate::ratelimit::{KeyedLimit, retry_after_seconds};
+use crate::ratelimit::{KeyedLimit, address_key, retry_after_seconds};
 use crate::store::StoreError;
 
 /// How fresh a principal must be when its credentials failed to match.
@@ -51,9 +52,12 @@ pub struct TokenService {
     pub token_ttl: u32,
     /// Clock skew allowed on client assertions, in seconds.
     pub assertion_skew: i64,
-    /// Requests per client id, checked before authentication (so that guessing
-    /// secrets is throttled too).
-    pub client_limit: Option<KeyedLimit<String>>,
+    /// Failed authentications per client id and source address. Only failures
+    /// count, and a request whose credentials are valid is never refused, so
+    /// nobody can lock a client out by failing in its name. (Secrets carry 256
+    /// random bits: guessing needs no throttle. The limit tells a client that
+    /// keeps failing to back off.)
+    pub failure_limit: Option<KeyedLimit<(Subject, IpAddr)>>,
 }
 
 fn store_down(e: StoreError) -> OAuthError {
@@ -65,12 +69,27 @@ fn failed() -> OAuthError {
     OAuthError::invalid_client("client authentication failed")
 }
 
+/// Parameters this issuer does not act on, which a client might expect to
+/// change its token: refused rather than silently ignored.
+const REFUSED_PARAMETERS: [(&str, &str); 2] = [
+    (
+        "scope",
+        "scope is not supported: tokens carry no scopes; remove it",
+    ),
+    (
+        "resource",
+        "resource is not supported: name the token's audience with the audience parameter",
+    ),
+];
+
 impl TokenService {
-    /// Handles a token request: `authorization` is the raw header, if any.
+    /// Handles a token request: `authorization` is the raw header, if any,
+    /// and `source` the client's address, when known.
     pub async fn token(
         &self,
         params: &Params,
         authorization: Option<&str>,
+        source: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, OAuthError> {
         match params.get("grant_type") {
@@ -86,14 +105,19 @@ impl TokenService {
                 ));
             }
         }
-        let presented = client_auth::presented(authorization, params)?;
-        if let Some(limit) = &self.client_limit {
-            let client = presented.claimed_client_id();
-            if let Err(wait) = limit.check(&client) {
-                return Err(OAuthError::slow_down("client", retry_after_seconds(wait)));
+        for (name, why) in REFUSED_PARAMETERS {
+            if params.get(name).is_some() {
+                return Err(OAuthError::invalid_request(why));
             }
         }
-        let (principal, method, claim) = self.authenticate(presented, now).await?;
+        let presented = client_auth::presented(authorization, params)?;
+        let (principal, method, claim) = match self.authenticate(presented, now).await {
+            Ok(authenticated) => authenticated,
+            Err(Refused::Failed(subject, error)) => {
+                return Err(self.count_failure(subject, source, error));
+            }
+            Err(Refused::Error(e)) => return Err(e),
+        };
         let audience = match params.get("audience") {
             None => Audience::sts(),
             Some(a) => Audience::parse(a)
@@ -148,32 +172,81 @@ impl TokenService {
         })
     }
 
+    /// A failed authentication of `subject` from `source`: `error`, or
+    /// `slow_down` once that pair has failed too often.
+    fn count_failure(
+        &self,
+        subject: Subject,
+        source: Option<IpAddr>,
+        error: OAuthError,
+    ) -> OAuthError {
+        if let (Some(limit), Some(ip)) = (&self.failure_limit, source) {
+            if let Err(wait) = limit.check(&(subject, address_key(ip))) {
+                let seconds = retry_after_seconds(wait);
+                return OAuthError {
+                    retry_after: Some(seconds),
+                    ..OAuthError::new(
+                        ErrorCode::SlowDown,
+                        format!(
+                            "too many failed authentications of this client from this address; retry in {seconds} s"
+                        ),
+                    )
+                };
+            }
+        }
+        error
+    }
+
+    /// The principal `subject` names, or a decoy when none exists, so that
+    /// checking credentials costs the same either way.
+    async fn principal(
+        &self,
+        subject: &Subject,
+        max_age: Option<Duration>,
+    ) -> Result<(Arc<Principal>, bool), Refused> {
+        let found = match max_age {
+            None => self.principals.get(subject).await,
+            Some(age) => self.principals.get_within(subject, age).await,
+        }
+        .map_err(|e| Refused::Error(store_down(e)))?;
+        Ok(match found {
+            Some(p) => (p, true),
+            None => (Arc::new(Principal::decoy(subject.clone())), false),
+        })
+    }
+
+    /// The principal whose credentials `check` accepts, from the cache or, when
+    /// they fail there, from an entry at most [`RECHECK_AGE`] old (a credential
+    /// added moments ago on another replica).
+    async fn check(
+        &self,
+        subject: &Subject,
+        check: impl Fn(&Principal) -> bool,
+    ) -> Result<Arc<Principal>, Refused> {
+        for max_age in [None, Some(RECHECK_AGE)] {
+            let (principal, exists) = self.principal(subject, max_age).await?;
+            if check(&principal) && exists {
+                return Ok(principal);
+            }
+        }
+        Err(Refused::Failed(subject.clone(), failed()))
+    }
+
     async fn authenticate(
         &self,
         presented: Presented,
         now: i64,
-    ) -> Result<(Arc<Principal>, AuthMethod, Option<AssertionClaim>), OAuthError> {
+    ) -> Result<(Arc<Principal>, AuthMethod, Option<AssertionClaim>), Refused> {
         match presented {
             Presented::Secret {
                 client_id,
                 secret,
                 method,
             } => {
+                // A malformed id names nobody: refused, and not counted.
                 let subject = Subject::parse(&client_id).map_err(|_| failed())?;
-                let cached = self.principals.get(&subject).await.map_err(store_down)?;
-                if let Some(p) = cached.filter(|p| p.secret_matches(&secret)) {
-                    return Ok((p, method, None));
-                }
-                // A secret added moments ago may not be cached yet.
-                let fresh = self
-                    .principals
-                    .get_within(&subject, RECHECK_AGE)
-                    .await
-                    .map_err(store_down)?;
-                match fresh.filter(|p| p.secret_matches(&secret)) {
-                    Some(p) => Ok((p, method, None)),
-                    None => Err(failed()),
-                }
+                let p = self.check(&subject, |p| p.secret_matches(&secret)).await?;
+                Ok((p, method, None))
             }
             Presented::Assertion {
                 client_id,
@@ -184,25 +257,18 @@ impl TokenService {
                 if client_id.is_some_and(|c| c != claimed) {
                     return Err(OAuthError::invalid_client(
                         "client_id differs from the assertion subject",
-                    ));
+                    )
+                    .into());
                 }
                 let subject = Subject::parse(&claimed).map_err(|_| failed())?;
-                let cached = self.principals.get(&subject).await.map_err(store_down)?;
-                let principal = match cached.filter(|p| a.verify(p.public_keys())) {
-                    Some(p) => p,
-                    None => self
-                        .principals
-                        .get_within(&subject, RECHECK_AGE)
-                        .await
-                        .map_err(store_down)?
-                        .filter(|p| a.verify(p.public_keys()))
-                        .ok_or_else(failed)?,
-                };
+                let principal = self.check(&subject, |p| a.verify(p.public_keys())).await?;
                 let audiences = [
                     self.endpoints.token_endpoint.as_str(),
                     self.endpoints.issuer.as_str(),
                 ];
-                let exp = a.check_claims(&claimed, &audiences, now, self.assertion_skew)?;
+                let exp = a
+                    .check_claims(&claimed, &audiences, now, self.assertion_skew)
+                    .map_err(|e| Refused::Failed(subject, e))?;
                 // The jti is claimed with the audit row, in one transaction.
                 let claim = AssertionClaim {
                     client_id: claimed,
@@ -212,5 +278,19 @@ impl TokenService {
                 Ok((principal, AuthMethod::PrivateKeyJwt, Some(claim)))
             }
         }
+    }
+}
+
+/// Why authentication did not succeed.
+enum Refused {
+    /// The credentials of this subject did not check out: counted.
+    Failed(Subject, OAuthError),
+    /// Anything else (malformed request, store outage): answered as it is.
+    Error(OAuthError),
+}
+
+impl From<OAuthError> for Refused {
+    fn from(e: OAuthError) -> Self {
+        Refused::Error(e)
     }
 }

@@ -133,7 +133,7 @@ pub fn settings(db: &TestDb, kek_file: &Path) -> Settings {
         database_url: Some(db.url.clone()),
         kek_file: Some(kek_file.to_path_buf()),
         // Tests mint fast from one address; the limits have tests of their own.
-        client_rate_limit: Some(0),
+        auth_failure_limit: Some(0),
         address_rate_limit: Some(0),
         ..Default::default()
     };

@@ -49,7 +49,7 @@ impl Serve {
             .env_remove("NOMOS_ISSUER_KEK")
             .env_remove("NOMOS_ISSUER_DATABASE_URL")
             // Tests mint fast from one address; the limits have tests of their own.
-            .env("NOMOS_ISSUER_CLIENT_RATE_LIMIT", "0")
+            .env("NOMOS_ISSUER_AUTH_FAILURE_LIMIT", "0")
             .env("NOMOS_ISSUER_ADDRESS_RATE_LIMIT", "0")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
