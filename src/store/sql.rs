@@ -248,6 +248,9 @@ impl SqlStore {
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            // Deleted content is overwritten with zeros, so that a
+                            // destroyed private key does not linger in free space.
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                             Ok(())
                         })
                     })
@@ -429,6 +432,15 @@ impl KeyStore for SqlStore {
             tx.execute(format!("NOTIFY {KEY_CHANNEL}").as_str()).await?;
         }
         tx.commit().await?;
+        let destroyed = after.iter().any(|a| {
+            a.private_key.is_none()
+                && before
+                    .iter()
+                    .any(|b| b.kid == a.kid && b.private_key.is_some())
+        });
+        if destroyed && self.backend == Backend::Sqlite {
+            super::sqlite_files::truncate_wal(&self.pool).await;
+        }
         Ok(after)
     }
 }

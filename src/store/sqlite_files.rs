@@ -6,8 +6,14 @@
 //! `-wal`, `-shm` and `-journal` files the permission bits of the database file.
 //! So the database file is created here, 0600, before SQLite opens it, and its
 //! companions follow.
+//!
+//! A destroyed private key must leave no copy in these files: the connections
+//! run with `secure_delete`, which zeroes deleted content in the pages they
+//! write, and [`truncate_wal`] drops the pages' earlier images from the WAL.
 
 use std::path::{Path, PathBuf};
+
+use sqlx::AnyPool;
 
 use super::StoreError;
 
@@ -152,6 +158,30 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
 #[cfg(not(unix))]
 fn make_private(_: &Path) -> Result<(), StoreError> {
     Ok(())
+}
+
+/// Copies the WAL into the database file and truncates it to zero bytes; run
+/// after a private key was destroyed. `secure_delete` zeroed the key's bytes in
+/// the page the destruction wrote, but the WAL still holds that page's earlier
+/// images, key included, until a checkpoint copies the new image into the
+/// database file and the WAL is emptied. A reader in the middle of a
+/// transaction blocks this past the busy timeout: that is logged, never an
+/// error for the key update, and the next destruction tries again.
+pub(super) async fn truncate_wal(pool: &AnyPool) {
+    let checkpoint = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await;
+    let why = match checkpoint {
+        Ok((0, _, _)) => return,
+        Ok(_) => "readers kept it busy".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(
+        reason = %why,
+        "a private key was destroyed, but the write-ahead log (the -wal file) could not be \
+         checkpointed and emptied: it still holds the destroyed key, wrapped under the KEK, \
+         until the next key destruction (or the store's last connection closing) empties it"
+    );
 }
 
 #[cfg(test)]
