@@ -5,6 +5,7 @@
 //! driver and the same conformance suite (`tests/store_conformance.rs`).
 
 mod sql;
+mod sqlite_files;
 
 use std::sync::Arc;
 

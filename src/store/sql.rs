@@ -228,7 +228,8 @@ fn corrupt(what: impl Into<String>) -> StoreError {
 
 impl SqlStore {
     /// Connects to `postgres://…` or `sqlite:…`. A SQLite file and its directory
-    /// are created when missing.
+    /// are created when missing, and its files are made readable by their owner
+    /// only.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
@@ -245,20 +246,7 @@ impl SqlStore {
                     .await?
             }
             Backend::Sqlite => {
-                let path = url
-                    .trim_start_matches("sqlite:")
-                    .trim_start_matches("//")
-                    .split('?')
-                    .next()
-                    .unwrap_or_default();
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    create_private_dir(dir)?;
-                }
-                let url = if url.contains('?') {
-                    url.to_owned()
-                } else {
-                    format!("{url}?mode=rwc")
-                };
+                let url = super::sqlite_files::prepare(url)?;
                 AnyPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -270,6 +258,9 @@ impl SqlStore {
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            // Deleted content is overwritten with zeros, so that a
+                            // destroyed private key does not linger in free space.
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                             Ok(())
                         })
                     })
@@ -318,23 +309,6 @@ impl SqlStore {
         }
         Ok(tx)
     }
-}
-
-/// Creates the embedded store's directory, readable by its owner only: it holds
-/// secret hashes and wrapped keys.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), StoreError> {
-    if dir.as_os_str().is_empty() || dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| {
-        StoreError::Database(sqlx::Error::Configuration(
-            format!("cannot create directory {}: {e}", dir.display()).into(),
-        ))
-    })
 }
 
 fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
@@ -468,6 +442,15 @@ impl KeyStore for SqlStore {
             tx.execute(format!("NOTIFY {KEY_CHANNEL}").as_str()).await?;
         }
         tx.commit().await?;
+        let destroyed = after.iter().any(|a| {
+            a.private_key.is_none()
+                && before
+                    .iter()
+                    .any(|b| b.kid == a.kid && b.private_key.is_some())
+        });
+        if destroyed && self.backend == Backend::Sqlite {
+            super::sqlite_files::truncate_wal(&self.pool).await;
+        }
         Ok(after)
     }
 }
