@@ -17,7 +17,7 @@ use super::policy::host_path;
 use super::session::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
 use crate::config::Settings;
 use crate::keys::PublicJwk;
-use crate::workload::{ClientCredential, fetch_token, trust_ca_file};
+use crate::workload::{ClientCredential, check_token_endpoint, fetch_token, trust_ca_file};
 
 /// STS gives up on discovery or JWKS after about this long.
 const STS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -501,9 +501,22 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
         args.private_key_file.as_deref(),
     )?;
     let token_endpoint = discovery["token_endpoint"].as_str().unwrap_or_default();
+    let token_endpoint = match check_token_endpoint(issuer, token_endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing was sent: the credentials stay on this machine.
+            report.add(
+                "token endpoint on the issuer's origin",
+                Outcome::Fail,
+                e.to_string(),
+                "-",
+            );
+            return Ok(report);
+        }
+    };
     let fetched = match fetch_token(
         &http,
-        token_endpoint,
+        &token_endpoint,
         client_id,
         &credential,
         Some(&args.audience),

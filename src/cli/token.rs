@@ -11,8 +11,8 @@ use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
 use crate::workload::{
-    ClientCredential, FetchError, backoff, fetch_token, refresh_after, role_session_name,
-    trust_ca_file, write_atomically,
+    ClientCredential, FetchError, backoff, check_issuer_url, check_token_endpoint, fetch_token,
+    refresh_after, role_session_name, trust_ca_file, write_atomically,
 };
 
 /// `token` subcommands.
@@ -177,9 +177,10 @@ impl Helper {
         let endpoint = discovery["token_endpoint"]
             .as_str()
             .ok_or_else(|| FetchError::Transport("discovery has no token_endpoint".into()))?;
+        let endpoint = check_token_endpoint(&self.issuer, endpoint)?;
         let fetched = fetch_token(
             &self.http,
-            endpoint,
+            &endpoint,
             &self.args.client_id,
             &self.credential,
             self.args.audience.as_deref(),
@@ -194,6 +195,7 @@ impl Helper {
 }
 
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
+    check_issuer_url(&settings.issuer)?;
     let credential = ClientCredential::load(
         args.client_secret_file.as_deref(),
         args.private_key_file.as_deref(),
