@@ -216,6 +216,19 @@ pub enum CredentialTargetError {
         /// The issuer's origin.
         origin: String,
     },
+    /// A request to the issuer was redirected off its origin: not followed.
+    #[error(
+        "{from} redirected to {to}, on another origin; nomos clients send credentials only to \
+         the issuer's own origin ({origin}). Check --issuer, or the proxy in front of the issuer"
+    )]
+    Redirect {
+        /// The URL that answered with the redirect.
+        from: String,
+        /// Where it pointed.
+        to: String,
+        /// The issuer's origin.
+        origin: String,
+    },
 }
 
 /// A URL as shown in an error: without user info, and not too long.
@@ -267,6 +280,29 @@ pub fn check_issuer_url(issuer: &str) -> Result<url::Url, CredentialTargetError>
         )),
         _ => Err(refuse("is not an https URL".into())),
     }
+}
+
+/// The redirect policy of a client that talks to `issuer` with credentials:
+/// redirects are followed (at most 10) only within the issuer's origin. A 307
+/// or 308 re-sends the body, client assertion included, and reqwest keeps the
+/// Authorization header when only the scheme changes.
+pub fn same_origin_redirects(issuer: &url::Url) -> reqwest::redirect::Policy {
+    let origin = issuer.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.url().origin() != origin {
+            let from = attempt.previous().last().map(shown).unwrap_or_default();
+            let to = shown(attempt.url());
+            attempt.error(CredentialTargetError::Redirect {
+                from,
+                to,
+                origin: origin.ascii_serialization(),
+            })
+        } else if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// A token endpoint that passed [`check_token_endpoint`]: on the issuer's own
@@ -363,6 +399,18 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// A failed request, with its causes: reqwest's own message names only
+    /// the URL, and a refused redirect says why in its cause.
+    pub fn transport(e: reqwest::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        FetchError::Transport(text)
+    }
+
     /// Whether trying again later may help.
     pub fn retryable(&self) -> bool {
         match self {
@@ -406,7 +454,7 @@ pub async fn fetch_token(
         .form(&form)
         .send()
         .await
-        .map_err(|e| FetchError::Transport(e.to_string()))?;
+        .map_err(FetchError::transport)?;
     let status = resp.status().as_u16();
     let body: Value = resp
         .json()

@@ -1026,8 +1026,10 @@ async fn recording_server() -> (String, Received) {
 }
 
 /// An issuer on loopback whose discovery names `token_endpoint` (`{issuer}` is
-/// replaced by its own URL).
-async fn issuer_naming(token_endpoint: &str) -> String {
+/// replaced by its own URL), and whose own token endpoint redirects (307, which
+/// re-sends the body) to `redirect_to`.
+async fn issuer_naming(token_endpoint: &str, redirect_to: &str) -> String {
+    let redirect_to = redirect_to.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let discovery = json!({
@@ -1043,6 +1045,12 @@ async fn issuer_naming(token_endpoint: &str) -> String {
         .route(
             "/.well-known/jwks.json",
             get(|| async { axum::Json(json!({"keys": []})) }),
+        )
+        .route(
+            "/oauth2/token",
+            axum::routing::post(move || async move {
+                axum::response::Redirect::temporary(&redirect_to)
+            }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     issuer
@@ -1063,7 +1071,8 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
     assert!(received.lock().unwrap()[0].contains("(basic) probe-id:probe-secret"));
     received.lock().unwrap().clear();
 
-    let issuer = issuer_naming(&format!("{elsewhere}/oauth2/token")).await;
+    let elsewhere_token = format!("{elsewhere}/oauth2/token");
+    let issuer = issuer_naming(&elsewhere_token, &elsewhere_token).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let secret = "nomos_cs_this-secret-stays-home";
@@ -1159,6 +1168,47 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         "{log}"
     );
     assert!(!d.join("w.tok").exists());
+    // A token endpoint on the issuer's origin that redirects elsewhere: the
+    // redirect is not followed (a 307 would re-send the client assertion).
+    let redirecting = issuer_naming("{issuer}/oauth2/token", &elsewhere_token).await;
+    for credential in [
+        ["--client-secret-file", "secret"],
+        ["--private-key-file", "ci.jwk"],
+    ] {
+        let o = run(
+            d,
+            &[
+                &["--issuer", redirecting.as_str(), "token", "fetch"][..],
+                &client_id,
+                &credential,
+                &["--out", "tok"],
+            ]
+            .concat(),
+            &[],
+        );
+        nothing_received(&format!("redirect, {}", credential[0]));
+        let want = format!(
+            "{redirecting}/oauth2/token redirected to {elsewhere_token}, on another origin; nomos \
+             clients send credentials only to the issuer's own origin ({redirecting})"
+        );
+        assert!(
+            !o.status.success() && stderr(&o).contains(&want),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = run(
+        d,
+        &[
+            &["--issuer", redirecting.as_str(), "aws", "check"][..],
+            &client_id,
+            &["--private-key-file", "ci.jwk"],
+        ]
+        .concat(),
+        &[],
+    );
+    nothing_received("redirect, aws check");
+    assert!(!o.status.success());
     // A plain-http issuer that is not loopback gets nothing, not even a connection.
     let o = run(
         d,

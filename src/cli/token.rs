@@ -12,7 +12,7 @@ use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
 use crate::workload::{
     ClientCredential, FetchError, backoff, check_issuer_url, check_token_endpoint, fetch_token,
-    refresh_after, role_session_name, trust_ca_file, write_atomically,
+    refresh_after, role_session_name, same_origin_redirects, trust_ca_file, write_atomically,
 };
 
 /// `token` subcommands.
@@ -170,7 +170,7 @@ impl Helper {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| FetchError::Transport(e.to_string()))?
+            .map_err(FetchError::transport)?
             .json()
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
@@ -195,13 +195,15 @@ impl Helper {
 }
 
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
-    check_issuer_url(&settings.issuer)?;
+    let issuer = check_issuer_url(&settings.issuer)?;
     let credential = ClientCredential::load(
         args.client_secret_file.as_deref(),
         args.private_key_file.as_deref(),
     )?;
     let http = trust_ca_file(
-        reqwest::Client::builder().timeout(Duration::from_secs(10)),
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(same_origin_redirects(&issuer)),
         args.ca_file.as_deref(),
     )?;
     let h = Helper {
