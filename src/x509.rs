@@ -1,5 +1,8 @@
 //! Just enough DER to read an X.509 certificate without a parser crate: the
-//! issuer and subject Names (`aws check` orders the served chain with them).
+//! issuer and subject Names (`aws check` orders the served chain with them)
+//! and the validity (`serve --dev-tls` renews its CA before it expires).
+
+use time::OffsetDateTime;
 
 /// Reads a DER TLV: (tag, content, rest).
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -20,8 +23,9 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
-/// The raw issuer and subject Names of an X.509 certificate.
-pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The first fields of a certificate's TBSCertificate after its version, each a
+/// whole TLV: serial, signature algorithm, issuer, validity, subject, key.
+fn tbs_fields(der: &[u8]) -> Option<Vec<&[u8]>> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let mut rest = tbs;
@@ -36,8 +40,49 @@ pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
         }
         fields.push(whole);
     }
-    // serial, signature algorithm, issuer, validity, subject
+    Some(fields)
+}
+
+/// The raw issuer and subject Names of an X.509 certificate.
+pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let fields = tbs_fields(der)?;
     Some((fields.get(2)?, fields.get(4)?))
+}
+
+/// The validity of an X.509 certificate: (notBefore, notAfter).
+pub fn validity(der: &[u8]) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    let fields = tbs_fields(der)?;
+    let (tag, content, _) = tlv(fields.get(3)?)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag1, not_before, rest) = tlv(content)?;
+    let (tag2, not_after, rest) = tlv(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some((time(tag1, not_before)?, time(tag2, not_after)?))
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`, 1950-2049) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`), the two forms RFC 5280 §4.1.2.5 allows.
+fn time(tag: u8, content: &[u8]) -> Option<OffsetDateTime> {
+    let digits = std::str::from_utf8(content).ok()?.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy: i32 = digits[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let two = |i: usize| rest[i..i + 2].parse::<u8>().ok();
+    let month = time::Month::try_from(two(0)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, two(2)?).ok()?;
+    Some(date.with_hms(two(4)?, two(6)?, two(8)?).ok()?.assume_utc())
 }
 
 #[cfg(test)]
@@ -57,5 +102,35 @@ mod tests {
         assert!(sub.windows(4).any(|w| w == b"leaf"));
         assert!(issuer_and_subject(b"\x30\x03\x02\x01\x01").is_none());
         assert!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
+    }
+
+    #[test]
+    fn validity_reads_both_time_forms() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        let at = |y, mo, d, h, mi, s| {
+            rcgen::date_time_ymd(y, mo, d).replace_time(time::Time::from_hms(h, mi, s).unwrap())
+        };
+        // rcgen writes UTCTime up to 2049 and GeneralizedTime from 2050.
+        for (not_before, not_after) in [
+            (at(2024, 2, 29, 3, 4, 5), at(2049, 12, 31, 23, 59, 59)),
+            (at(1950, 1, 1, 0, 0, 0), at(2050, 1, 1, 0, 0, 0)),
+            (at(1975, 1, 1, 0, 0, 0), at(4096, 1, 1, 0, 0, 0)),
+        ] {
+            params.not_before = not_before;
+            params.not_after = not_after;
+            let cert = params.self_signed(&key).unwrap();
+            assert_eq!(validity(cert.der()), Some((not_before, not_after)));
+        }
+        assert_eq!(validity(b"\x30\x03\x02\x01\x01"), None);
+        for (tag, text) in [
+            (0x17, "491231235959"),
+            (0x17, "4912312359Z"),
+            (0x18, "491231235959Z"),
+            (0x17, "491331235959Z"),
+            (0x17, "4912312359+9Z"),
+        ] {
+            assert_eq!(time(tag, text.as_bytes()), None, "{text}");
+        }
     }
 }
