@@ -39,7 +39,7 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
         }
         hosts.sort();
         hosts.dedup();
-        let dev = crate::http::tls::dev_certificates(std::path::Path::new(DEV_TLS_DIR), &hosts)
+        let dev = crate::http::dev_tls::dev_certificates(std::path::Path::new(DEV_TLS_DIR), &hosts)
             .context("cannot make the development TLS certificate")?;
         tracing::warn!(
             ca = %dev.ca.display(),

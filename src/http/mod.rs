@@ -1,6 +1,7 @@
 //! HTTP: the router, extractors, OAuth error rendering, limits and health.
 
 pub mod admin;
+pub mod dev_tls;
 pub mod error;
 pub mod health;
 pub mod layers;
