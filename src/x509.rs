@@ -1,6 +1,6 @@
 //! Just enough DER to read an X.509 certificate without a parser crate: the
 //! issuer and subject Names (`aws check` orders the served chain with them)
-//! and the validity (`serve --dev-tls` renews its CA before it expires).
+//! and the validity and public key (`serve --dev-tls` checks the CA it keeps).
 
 use time::OffsetDateTime;
 
@@ -47,6 +47,11 @@ fn tbs_fields(der: &[u8]) -> Option<Vec<&[u8]>> {
 pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
     let fields = tbs_fields(der)?;
     Some((fields.get(2)?, fields.get(4)?))
+}
+
+/// The SubjectPublicKeyInfo of an X.509 certificate, whole.
+pub fn subject_public_key_info(der: &[u8]) -> Option<&[u8]> {
+    tbs_fields(der)?.get(5).copied()
 }
 
 /// The validity of an X.509 certificate: (notBefore, notAfter).
