@@ -9,6 +9,7 @@
 //! - [`store`]: storage traits and the SQL implementation.
 //! - [`http`], [`server`]: the HTTP surface (TLS, limits, the admin API).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`x509`]: the little DER reading that certificates need.
 //! - [`config`], [`app`], [`cli`]: settings, start-up and the command line.
 
 pub mod app;
@@ -27,3 +28,4 @@ pub mod rotation;
 pub mod server;
 pub mod store;
 pub mod workload;
+pub mod x509;

@@ -185,6 +185,189 @@ pub fn trust_ca_file(
         .fold(builder, |b, cert| b.add_root_certificate(cert)))
 }
 
+/// Why a workload client will not send its credentials to a URL. The URLs in
+/// the messages never carry user info.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialTargetError {
+    /// The issuer URL itself is no place for credentials.
+    #[error(
+        "the issuer {issuer} {why}; nomos clients send credentials only over https (plain http \
+         only to 127.0.0.0/8, ::1 or localhost, for development). Give an https --issuer"
+    )]
+    Issuer {
+        /// The issuer URL as configured.
+        issuer: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Discovery names a token endpoint off the issuer's origin (or not a URL).
+    #[error(
+        "the discovery document at {discovery} names a token_endpoint {endpoint} {why}; nomos \
+         clients send credentials only to the issuer's own origin ({origin}). Check --issuer, \
+         or the proxy in front of the issuer"
+    )]
+    TokenEndpoint {
+        /// The discovery URL.
+        discovery: String,
+        /// The token endpoint it names.
+        endpoint: String,
+        /// What is wrong with it.
+        why: String,
+        /// The issuer's origin.
+        origin: String,
+    },
+    /// A request to the issuer was redirected off its origin: not followed.
+    #[error(
+        "{from} redirected to {to}, on another origin; nomos clients send credentials only to \
+         the issuer's own origin ({origin}). Check --issuer, or the proxy in front of the issuer"
+    )]
+    Redirect {
+        /// The URL that answered with the redirect.
+        from: String,
+        /// Where it pointed.
+        to: String,
+        /// The issuer's origin.
+        origin: String,
+    },
+}
+
+/// A URL as shown in an error: without user info, and not too long.
+fn shown(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let mut s = u.to_string();
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Whether a URL's host is loopback: 127.0.0.0/8, ::1 or `localhost`.
+fn loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks that `issuer` is a place for credentials: https, or plain http to a
+/// loopback host (development), and no user info.
+pub fn check_issuer_url(issuer: &str) -> Result<url::Url, CredentialTargetError> {
+    let refuse = |why: String| CredentialTargetError::Issuer {
+        issuer: issuer.to_owned(),
+        why,
+    };
+    let url = url::Url::parse(issuer).map_err(|e| refuse(format!("is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(CredentialTargetError::Issuer {
+            issuer: shown(&url),
+            why: "carries user info".into(),
+        });
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback(&url) => Ok(url),
+        "http" => Err(refuse(
+            "is plain http to a host that is not loopback".into(),
+        )),
+        _ => Err(refuse("is not an https URL".into())),
+    }
+}
+
+/// The redirect policy of a client that talks to `issuer` with credentials:
+/// redirects are followed (at most 10) only within the issuer's origin. A 307
+/// or 308 re-sends the body, client assertion included, and reqwest keeps the
+/// Authorization header when only the scheme changes.
+pub fn same_origin_redirects(issuer: &url::Url) -> reqwest::redirect::Policy {
+    let origin = issuer.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.url().origin() != origin {
+            let from = attempt.previous().last().map(shown).unwrap_or_default();
+            let to = shown(attempt.url());
+            attempt.error(CredentialTargetError::Redirect {
+                from,
+                to,
+                origin: origin.ascii_serialization(),
+            })
+        } else if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A token endpoint that passed [`check_token_endpoint`]: on the issuer's own
+/// origin, so credentials may be sent to it.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    url: url::Url,
+    named: String,
+}
+
+impl TokenEndpoint {
+    /// The URL to send the token request to.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The endpoint exactly as discovery named it: the `aud` of a client
+    /// assertion, which the issuer compares byte for byte.
+    pub fn as_str(&self) -> &str {
+        &self.named
+    }
+}
+
+/// Checks the `token_endpoint` that the issuer's discovery names before any
+/// credential is sent to it: the issuer must pass [`check_issuer_url`], and the
+/// endpoint must be on the issuer's origin (scheme, host and port; the paths
+/// may differ) without user info. A discovery document answered by a
+/// compromised or misconfigured proxy would otherwise collect client secrets.
+pub fn check_token_endpoint(
+    issuer: &str,
+    token_endpoint: &str,
+) -> Result<TokenEndpoint, CredentialTargetError> {
+    let issuer_url = check_issuer_url(issuer)?;
+    let origin = issuer_url.origin().ascii_serialization();
+    let refuse = |endpoint: String, why: String| CredentialTargetError::TokenEndpoint {
+        discovery: format!("{issuer}/.well-known/openid-configuration"),
+        endpoint,
+        why,
+        origin: origin.clone(),
+    };
+    let url = url::Url::parse(token_endpoint).map_err(|e| {
+        let mut named = format!("{token_endpoint:?}");
+        if named.len() > 200 {
+            named = "(over 200 characters)".into();
+        }
+        refuse(named, format!("that is not a URL ({e})"))
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse(shown(&url), "with user info in it".into()));
+    }
+    if url.origin() != issuer_url.origin() {
+        let theirs = url.origin().ascii_serialization();
+        let why = if url.scheme() != "https" && !loopback(&url) {
+            format!("on another origin ({theirs}), over plain http to a host that is not loopback")
+        } else {
+            format!("on another origin ({theirs})")
+        };
+        return Err(refuse(shown(&url), why));
+    }
+    Ok(TokenEndpoint {
+        url,
+        named: token_endpoint.to_owned(),
+    })
+}
+
 /// A token as the endpoint returned it.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -210,22 +393,39 @@ pub enum FetchError {
     /// The issuer could not be reached, or answered garbage.
     #[error("cannot reach the issuer: {0}")]
     Transport(String),
+    /// The credentials would have gone off the issuer's origin: nothing was sent.
+    #[error(transparent)]
+    Target(#[from] CredentialTargetError),
 }
 
 impl FetchError {
+    /// A failed request, with its causes: reqwest's own message names only
+    /// the URL, and a refused redirect says why in its cause.
+    pub fn transport(e: reqwest::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        FetchError::Transport(text)
+    }
+
     /// Whether trying again later may help.
     pub fn retryable(&self) -> bool {
         match self {
             FetchError::Refused { status, .. } => *status >= 500 || *status == 429,
             FetchError::Transport(_) => true,
+            FetchError::Target(_) => false,
         }
     }
 }
 
-/// Requests a token with the client-credentials grant.
+/// Requests a token with the client-credentials grant from a token endpoint that
+/// passed [`check_token_endpoint`].
 pub async fn fetch_token(
     http: &reqwest::Client,
-    token_endpoint: &str,
+    token_endpoint: &TokenEndpoint,
     client_id: &str,
     credential: &ClientCredential,
     audience: Option<&str>,
@@ -235,7 +435,7 @@ pub async fn fetch_token(
     if let Some(a) = audience {
         form.push(("audience", a.into()));
     }
-    let mut req = http.post(token_endpoint);
+    let mut req = http.post(token_endpoint.url().clone());
     match credential {
         ClientCredential::Secret(s) => {
             let enc =
@@ -246,7 +446,7 @@ pub async fn fetch_token(
             form.push(("client_assertion_type", JWT_BEARER.into()));
             form.push((
                 "client_assertion",
-                signer.assertion(client_id, token_endpoint, now),
+                signer.assertion(client_id, token_endpoint.as_str(), now),
             ));
         }
     }
@@ -254,7 +454,7 @@ pub async fn fetch_token(
         .form(&form)
         .send()
         .await
-        .map_err(|e| FetchError::Transport(e.to_string()))?;
+        .map_err(FetchError::transport)?;
     let status = resp.status().as_u16();
     let body: Value = resp
         .json()
@@ -346,6 +546,186 @@ pub fn role_session_name(client_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(issuer: &str, endpoint: &str) -> Result<String, String> {
+        check_token_endpoint(issuer, endpoint)
+            .map(|t| t.url().to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn token_endpoints_on_the_issuers_origin_are_accepted() {
+        for (issuer, endpoint) in [
+            (
+                "https://id.example.com",
+                "https://id.example.com/oauth2/token",
+            ),
+            // The issuer may have a path: only the origin must match.
+            (
+                "https://id.example.com/orgs/acme",
+                "https://id.example.com/orgs/acme/oauth2/token",
+            ),
+            (
+                "https://id.example.com/orgs/acme",
+                "https://id.example.com/oauth2/token",
+            ),
+            (
+                "https://id.example.com",
+                "https://ID.example.com:443/oauth2/token",
+            ),
+            (
+                "https://id.example.com:8443",
+                "https://id.example.com:8443/t",
+            ),
+            // Plain http only to loopback, for development.
+            (
+                "http://127.0.0.1:8080",
+                "http://127.0.0.1:8080/oauth2/token",
+            ),
+            (
+                "http://127.1.2.3:8080",
+                "http://127.1.2.3:8080/oauth2/token",
+            ),
+            (
+                "http://localhost:8080",
+                "http://localhost:8080/oauth2/token",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080/oauth2/token"),
+        ] {
+            assert!(
+                target(issuer, endpoint).is_ok(),
+                "{issuer} {endpoint}: {:?}",
+                target(issuer, endpoint)
+            );
+        }
+        // The assertion audience is the endpoint as discovery named it.
+        let t = check_token_endpoint("https://id.example.com", "https://ID.example.com/t").unwrap();
+        assert_eq!(t.as_str(), "https://ID.example.com/t");
+        assert_eq!(t.url().as_str(), "https://id.example.com/t");
+    }
+
+    #[test]
+    fn token_endpoints_off_the_issuers_origin_are_refused() {
+        for (issuer, endpoint, why) in [
+            (
+                "https://id.example.com",
+                "https://evil.example.com/oauth2/token",
+                "another origin (https://evil.example.com)",
+            ),
+            (
+                "https://id.example.com",
+                "https://id.example.com.evil.net/oauth2/token",
+                "another origin",
+            ),
+            (
+                "https://id.example.com",
+                "https://id.example.com:8443/oauth2/token",
+                "another origin (https://id.example.com:8443)",
+            ),
+            (
+                "https://id.example.com",
+                "http://id.example.com/oauth2/token",
+                "over plain http to a host that is not loopback",
+            ),
+            (
+                "https://id.example.com",
+                "http://id.example.com:443/oauth2/token",
+                "over plain http",
+            ),
+            (
+                "http://127.0.0.1:8080",
+                "http://127.0.0.1:9090/oauth2/token",
+                "another origin (http://127.0.0.1:9090)",
+            ),
+            (
+                "http://127.0.0.1:8080",
+                "http://localhost:8080/oauth2/token",
+                "another origin (http://localhost:8080)",
+            ),
+            (
+                "http://127.0.0.1:8080",
+                "https://127.0.0.1:8080/oauth2/token",
+                "another origin",
+            ),
+            (
+                "http://[::1]:8080",
+                "http://[::2]:8080/oauth2/token",
+                "another origin",
+            ),
+            (
+                "https://id.example.com",
+                "https://user:hunter2@id.example.com/oauth2/token",
+                "with user info",
+            ),
+            (
+                "https://id.example.com",
+                "https://user@id.example.com/oauth2/token",
+                "with user info",
+            ),
+            ("https://id.example.com", "/oauth2/token", "not a URL"),
+            ("https://id.example.com", "", "not a URL"),
+        ] {
+            let e = target(issuer, endpoint).expect_err(endpoint);
+            assert!(e.contains(why), "{endpoint}: {e}");
+            assert!(
+                e.contains(&format!(
+                    "the discovery document at {issuer}/.well-known/openid-configuration"
+                )) && e.contains("only to the issuer's own origin")
+                    && e.contains("Check --issuer, or the proxy in front of the issuer"),
+                "{e}"
+            );
+            assert!(!e.contains("hunter2"), "user info is not repeated: {e}");
+        }
+    }
+
+    #[test]
+    fn issuers_without_https_get_no_credentials_unless_loopback() {
+        for (issuer, why) in [
+            (
+                "http://id.example.com",
+                "plain http to a host that is not loopback",
+            ),
+            (
+                "http://10.0.0.1:8080",
+                "plain http to a host that is not loopback",
+            ),
+            (
+                "http://0.0.0.0:8080",
+                "plain http to a host that is not loopback",
+            ),
+            (
+                "http://[::ffff:127.0.0.1]:8080",
+                "plain http to a host that is not loopback",
+            ),
+            (
+                "http://localhost.example.com",
+                "plain http to a host that is not loopback",
+            ),
+            ("https://user:hunter2@id.example.com", "carries user info"),
+            ("http://user@127.0.0.1:8080", "carries user info"),
+            ("ftp://id.example.com", "is not an https URL"),
+            ("id.example.com", "is not a URL"),
+        ] {
+            let e = check_issuer_url(issuer).expect_err(issuer).to_string();
+            assert!(
+                e.contains(why) && e.contains("Give an https --issuer"),
+                "{issuer}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "{e}");
+            // The token endpoint of such an issuer is refused for the same reason.
+            let e = target(issuer, &format!("{issuer}/oauth2/token")).unwrap_err();
+            assert!(e.contains(why), "{issuer}: {e}");
+        }
+        for issuer in [
+            "https://id.example.com",
+            "https://id.example.com/orgs/acme",
+            "http://127.0.0.1:8080",
+            "http://LOCALHOST:8080",
+            "http://[::1]",
+        ] {
+            assert!(check_issuer_url(issuer).is_ok(), "{issuer}");
+        }
+    }
 
     #[test]
     fn session_names_follow_aws() {

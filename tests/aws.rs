@@ -986,3 +986,246 @@ async fn the_helper_keeps_a_token_file_fresh_through_a_restart() {
     let status = watch.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
 }
+
+/// What a server received: one text per request (request line, headers, the
+/// decoded Basic credentials and the body).
+type Received = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A loopback server that records every request and answers like a token
+/// endpoint would, so a client that trusted it would go on as if all was well.
+async fn recording_server() -> (String, Received) {
+    use base64::Engine;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let received = Received::default();
+    let sink = received.clone();
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let sink = sink.clone();
+        async move {
+            let mut text = format!("{} {}\n", req.method(), req.uri());
+            for (name, value) in req.headers() {
+                let value = value.to_str().unwrap_or_default();
+                text.push_str(&format!("{name}: {value}\n"));
+                if let Some(basic) = value.strip_prefix("Basic ") {
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(basic)
+                        .unwrap_or_default();
+                    text.push_str(&format!("(basic) {}\n", String::from_utf8_lossy(&decoded)));
+                }
+            }
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            text.push_str(&String::from_utf8_lossy(&body));
+            sink.lock().unwrap().push(text);
+            axum::Json(json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 300}))
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+/// An issuer on loopback whose discovery names `token_endpoint` (`{issuer}` is
+/// replaced by its own URL), and whose own token endpoint redirects (307, which
+/// re-sends the body) to `redirect_to`.
+async fn issuer_naming(token_endpoint: &str, redirect_to: &str) -> String {
+    let redirect_to = redirect_to.to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let discovery = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": token_endpoint.replace("{issuer}", &issuer),
+    });
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(|| async { axum::Json(json!({"keys": []})) }),
+        )
+        .route(
+            "/oauth2/token",
+            axum::routing::post(move || async move {
+                axum::response::Redirect::temporary(&redirect_to)
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+/// `token fetch`, `token watch` and `aws check` send a client secret or a
+/// client assertion only to the issuer's own origin, whatever discovery says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
+    let (elsewhere, received) = recording_server().await;
+    // The recorder works: a request to it is seen, with its credentials.
+    reqwest::Client::new()
+        .post(format!("{elsewhere}/probe"))
+        .basic_auth("probe-id", Some("probe-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert!(received.lock().unwrap()[0].contains("(basic) probe-id:probe-secret"));
+    received.lock().unwrap().clear();
+
+    let elsewhere_token = format!("{elsewhere}/oauth2/token");
+    let issuer = issuer_naming(&elsewhere_token, &elsewhere_token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = "nomos_cs_this-secret-stays-home";
+    std::fs::write(d.join("secret"), secret).unwrap();
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+    let public = serde_json::to_value(pair.to_jwk_public_key().as_ref()).unwrap();
+    let mut private = serde_json::to_value(pair.to_jwk_private_key().as_ref()).unwrap();
+    for m in ["x", "y", "crv", "kty"] {
+        private[m] = public[m].clone();
+    }
+    std::fs::write(d.join("ci.jwk"), private.to_string()).unwrap();
+    let refusal = format!(
+        "the discovery document at {issuer}/.well-known/openid-configuration names a \
+         token_endpoint {elsewhere}/oauth2/token on another origin ({elsewhere}); nomos clients \
+         send credentials only to the issuer's own origin ({issuer}). Check --issuer, or the \
+         proxy in front of the issuer"
+    );
+    let nothing_received = |what: &str| {
+        let received = received.lock().unwrap();
+        assert!(
+            !received
+                .iter()
+                .any(|r| r.contains(secret) || r.contains("client_assertion")),
+            "{what}: credentials reached another origin: {received:#?}"
+        );
+        assert!(received.is_empty(), "{what}: {received:#?}");
+    };
+    let client_id = ["--client-id", "org/acme/agent/deployer"];
+    for credential in [
+        ["--client-secret-file", "secret"],
+        ["--private-key-file", "ci.jwk"],
+    ] {
+        let o = run(
+            d,
+            &[
+                &["--issuer", issuer.as_str(), "token", "fetch"][..],
+                &client_id,
+                &credential,
+                &["--out", "tok"],
+            ]
+            .concat(),
+            &[],
+        );
+        nothing_received(credential[0]);
+        assert!(!o.status.success(), "{credential:?}: refused");
+        assert!(stderr(&o).contains(&refusal), "{}", stderr(&o));
+        assert!(!d.join("tok").exists());
+    }
+    let o = run(
+        d,
+        &[
+            &["--issuer", issuer.as_str(), "aws", "check"][..],
+            &client_id,
+            &["--client-secret-file", "secret"],
+        ]
+        .concat(),
+        &[],
+    );
+    nothing_received("aws check");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{table}");
+    assert!(
+        table.contains("token endpoint on the issuer's origin") && table.contains(&refusal),
+        "{table}"
+    );
+    assert!(stderr(&o).contains("token endpoint on the issuer's origin"));
+    // The daemon keeps refusing (and says why) until it is stopped.
+    let watch = Command::new(bin())
+        .current_dir(d)
+        .args(
+            [
+                &["--issuer", issuer.as_str(), "token", "watch"][..],
+                &client_id,
+                &["--client-secret-file", "secret", "--out", "w.tok"],
+            ]
+            .concat(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    let out = watch.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    nothing_received("token watch");
+    assert!(out.status.success(), "SIGTERM is a clean exit: {log}");
+    assert!(
+        log.contains("token_endpoint") && log.contains("on another origin"),
+        "{log}"
+    );
+    assert!(!d.join("w.tok").exists());
+    // A token endpoint on the issuer's origin that redirects elsewhere: the
+    // redirect is not followed (a 307 would re-send the client assertion).
+    let redirecting = issuer_naming("{issuer}/oauth2/token", &elsewhere_token).await;
+    for credential in [
+        ["--client-secret-file", "secret"],
+        ["--private-key-file", "ci.jwk"],
+    ] {
+        let o = run(
+            d,
+            &[
+                &["--issuer", redirecting.as_str(), "token", "fetch"][..],
+                &client_id,
+                &credential,
+                &["--out", "tok"],
+            ]
+            .concat(),
+            &[],
+        );
+        nothing_received(&format!("redirect, {}", credential[0]));
+        let want = format!(
+            "{redirecting}/oauth2/token redirected to {elsewhere_token}, on another origin; nomos \
+             clients send credentials only to the issuer's own origin ({redirecting})"
+        );
+        assert!(
+            !o.status.success() && stderr(&o).contains(&want),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = run(
+        d,
+        &[
+            &["--issuer", redirecting.as_str(), "aws", "check"][..],
+            &client_id,
+            &["--private-key-file", "ci.jwk"],
+        ]
+        .concat(),
+        &[],
+    );
+    nothing_received("redirect, aws check");
+    assert!(!o.status.success());
+    // A plain-http issuer that is not loopback gets nothing, not even a connection.
+    let o = run(
+        d,
+        &[
+            &["--issuer", "http://192.0.2.1:9", "token", "fetch"][..],
+            &client_id,
+            &["--client-secret-file", "secret", "--out", "tok"],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains(
+                "the issuer http://192.0.2.1:9 is plain http to a host that is not loopback"
+            ),
+        "{}",
+        stderr(&o)
+    );
+}

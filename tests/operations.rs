@@ -303,6 +303,38 @@ async fn dev_tls_serves_https_with_its_own_ca() {
     // A second start reuses the same CA.
     let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
     assert_eq!(std::fs::read(d.join("keys/dev-ca.pem")).unwrap(), ca);
+    let (_, log) = serve.terminate();
+    assert!(!log.contains("new development CA"), "{log}");
+    // A CA kept from before name constraints (no dev-ca.hosts) is replaced,
+    // and the log says that clients must trust the new one.
+    std::fs::remove_file(d.join("keys/dev-ca.hosts")).unwrap();
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    let ca = std::fs::read(d.join("keys/dev-ca.pem")).unwrap();
+    let (_, log) = serve.terminate();
+    assert!(
+        log.contains(
+            "made a new development CA because the kept CA predates name constraints \
+             (no keys/dev-ca.hosts): clients must trust the new keys/dev-ca.pem"
+        ),
+        "{log}"
+    );
+    assert!(
+        std::fs::read_to_string(d.join("keys/dev-ca.hosts"))
+            .unwrap()
+            .contains("127.0.0.0/8")
+    );
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let port = serve.base.rsplit(':').next().unwrap().to_owned();
+    let health = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
     drop(serve);
     // --dev-tls and real certificate files do not mix.
     let out = run(

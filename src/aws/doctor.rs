@@ -17,7 +17,8 @@ use super::policy::host_path;
 use super::session::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
 use crate::config::Settings;
 use crate::keys::PublicJwk;
-use crate::workload::{ClientCredential, fetch_token, trust_ca_file};
+use crate::workload::{ClientCredential, check_token_endpoint, fetch_token, trust_ca_file};
+use crate::x509::issuer_and_subject;
 
 /// STS gives up on discovery or JWKS after about this long.
 const STS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,45 +153,6 @@ impl Report {
         }
         out
     }
-}
-
-/// Reads a DER TLV: (tag, content, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The raw issuer and subject Names of an X.509 certificate.
-pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (_, cert, _) = tlv(der)?;
-    let (_, tbs, _) = tlv(cert)?;
-    let mut rest = tbs;
-    let mut fields = Vec::new();
-    while !rest.is_empty() && fields.len() < 6 {
-        let start = rest;
-        let (tag, _, r) = tlv(rest)?;
-        let whole = &start[..start.len() - r.len()];
-        rest = r;
-        if tag == 0xa0 && fields.is_empty() {
-            continue; // [0] version
-        }
-        fields.push(whole);
-    }
-    // serial, signature algorithm, issuer, validity, subject
-    Some((fields.get(2)?, fields.get(4)?))
 }
 
 fn roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
@@ -501,9 +463,22 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
         args.private_key_file.as_deref(),
     )?;
     let token_endpoint = discovery["token_endpoint"].as_str().unwrap_or_default();
+    let token_endpoint = match check_token_endpoint(issuer, token_endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing was sent: the credentials stay on this machine.
+            report.add(
+                "token endpoint on the issuer's origin",
+                Outcome::Fail,
+                e.to_string(),
+                "-",
+            );
+            return Ok(report);
+        }
+    };
     let fetched = match fetch_token(
         &http,
-        token_endpoint,
+        &token_endpoint,
         client_id,
         &credential,
         Some(&args.audience),
@@ -729,24 +704,4 @@ pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
     }
     println!("all checks passed");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn der_names_are_found() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "leaf");
-        let cert = params.self_signed(&key).unwrap();
-        let (iss, sub) = issuer_and_subject(cert.der()).unwrap();
-        assert_eq!(iss, sub, "self-signed");
-        assert!(sub.windows(4).any(|w| w == b"leaf"));
-        assert!(issuer_and_subject(b"\x30\x03\x02\x01\x01").is_none());
-        assert!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
-    }
 }

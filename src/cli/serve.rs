@@ -12,8 +12,9 @@ pub struct ServeArgs {
     /// Apply pending migrations first (always done on the embedded store)
     #[arg(long)]
     pub migrate: bool,
-    /// Serve HTTPS with a development CA and certificate made (once) in keys/;
-    /// clients trust keys/dev-ca.pem. Not for production
+    /// Serve HTTPS with a development CA (valid only for localhost and this
+    /// issuer's host, for two years) and a certificate made in keys/; clients
+    /// trust keys/dev-ca.pem. Not for production
     #[arg(long)]
     pub dev_tls: bool,
 }
@@ -39,8 +40,15 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
         }
         hosts.sort();
         hosts.dedup();
-        let dev = crate::http::tls::dev_certificates(std::path::Path::new(DEV_TLS_DIR), &hosts)
+        let dev = crate::http::dev_tls::dev_certificates(std::path::Path::new(DEV_TLS_DIR), &hosts)
             .context("cannot make the development TLS certificate")?;
+        if let Some(why) = &dev.replaced_ca {
+            tracing::warn!(
+                ca = %dev.ca.display(),
+                "made a new development CA because {why}: clients must trust the new {}",
+                dev.ca.display()
+            );
+        }
         tracing::warn!(
             ca = %dev.ca.display(),
             "development TLS: trust this CA on clients (e.g. curl --cacert {}); not for production",

@@ -11,8 +11,8 @@ use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
 use crate::workload::{
-    ClientCredential, FetchError, backoff, fetch_token, refresh_after, role_session_name,
-    trust_ca_file, write_atomically,
+    ClientCredential, FetchError, backoff, check_issuer_url, check_token_endpoint, fetch_token,
+    refresh_after, role_session_name, same_origin_redirects, trust_ca_file, write_atomically,
 };
 
 /// `token` subcommands.
@@ -170,16 +170,17 @@ impl Helper {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| FetchError::Transport(e.to_string()))?
+            .map_err(FetchError::transport)?
             .json()
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
         let endpoint = discovery["token_endpoint"]
             .as_str()
             .ok_or_else(|| FetchError::Transport("discovery has no token_endpoint".into()))?;
+        let endpoint = check_token_endpoint(&self.issuer, endpoint)?;
         let fetched = fetch_token(
             &self.http,
-            endpoint,
+            &endpoint,
             &self.args.client_id,
             &self.credential,
             self.args.audience.as_deref(),
@@ -194,12 +195,15 @@ impl Helper {
 }
 
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
+    let issuer = check_issuer_url(&settings.issuer)?;
     let credential = ClientCredential::load(
         args.client_secret_file.as_deref(),
         args.private_key_file.as_deref(),
     )?;
     let http = trust_ca_file(
-        reqwest::Client::builder().timeout(Duration::from_secs(10)),
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(same_origin_redirects(&issuer)),
         args.ca_file.as_deref(),
     )?;
     let h = Helper {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod dev_tls;
 pub mod error;
 pub mod health;
 pub mod layers;
