@@ -1428,3 +1428,18 @@ async fn a_follower_sees_every_change_of_concurrent_writers(backend: Backend) {
         assert_eq!(n, 20, "org/w{t}: {n} of 20 changes seen");
     }
 }
+
+/// The store's `Debug` never shows the database password of its URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_debug_hides_the_database_password() {
+    let db = TestDb::new(Backend::Postgres).await;
+    // The test cluster trusts local connections: any password is accepted.
+    let url = db
+        .url
+        .replacen("postgres://postgres@", "postgres://postgres:pw-7f3a9c@", 1);
+    assert_ne!(url, db.url);
+    let store = nomos_issuer::store::SqlStore::connect(&url).await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("pw-7f3a9c"), "{shown}");
+    assert!(shown.contains("Postgres"), "{shown}");
+}

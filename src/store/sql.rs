@@ -27,8 +27,9 @@ use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
 use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
 
-/// A store on Postgres or SQLite.
-#[derive(Debug, Clone)]
+/// A store on Postgres or SQLite. `Debug` leaves out the URL: it may hold
+/// the database password.
+#[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
@@ -38,6 +39,14 @@ pub struct SqlStore {
     /// size, where the `Any` driver would plan a new multi-row `VALUES` for
     /// every size.
     audit_pg: Option<Arc<AuditConnection>>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The audit writer's own Postgres connection. The writer commits one batch at
