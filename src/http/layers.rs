@@ -263,7 +263,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready answers this request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        self.answer(req, inner)
+    }
+}
+
+impl<S> Hardened<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Admits `req` and has `inner` answer it, or answers it at once.
+    pub fn answer(&self, mut req: Request, mut inner: S) -> HardenedFuture<S::Future> {
         let started = Instant::now();
         let id = request_id(&mut req, &self.shared);
         // The path only: a query string could carry anything.
@@ -280,15 +294,10 @@ where
         }
         let busy = self.activity.as_ref().map(|a| a.begin());
         let state = match admit(&req, &self.shared, self.peer.map(|p| p.ip())) {
-            Ok(held) => {
-                // The service that was polled ready answers this request.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                State::Called {
-                    future: inner.call(req).instrument(span),
-                    _held: held,
-                }
-            }
+            Ok(held) => State::Called {
+                future: inner.call(req).instrument(span),
+                _held: held,
+            },
             Err(res) => State::Refused {
                 response: Some(*res),
                 span,
@@ -301,6 +310,11 @@ where
             started,
             _busy: busy,
         }
+    }
+
+    /// The service requests are handed to.
+    pub fn inner(&self) -> &S {
+        &self.inner
     }
 }
 

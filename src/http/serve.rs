@@ -103,7 +103,8 @@ pub struct Listening {
     pub metrics: Arc<Metrics>,
 }
 
-/// hyper's view of the service: one clone per request, the body adapted.
+/// hyper's view of the service: the router cloned per request (one `Arc`),
+/// the body adapted.
 #[derive(Clone)]
 struct Http(Hardened<axum::Router>);
 
@@ -113,7 +114,8 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Http {
     type Future = <Hardened<axum::Router> as Service<Request>>::Future;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
-        self.0.clone().call(req.map(Body::new))
+        // A router is ready at all times: no poll_ready needed.
+        self.0.answer(req.map(Body::new), self.0.inner().clone())
     }
 }
 
