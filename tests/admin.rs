@@ -7,8 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, TestApp, claims, mint_post};
-use nomos_issuer::principal::ClientSecret;
-use nomos_issuer::store::AdminToken;
 use serde_json::{Value, json};
 
 /// A server and an admin token for it.
@@ -21,21 +19,11 @@ struct Admin {
 impl Admin {
     async fn spawn(backend: Backend) -> Self {
         let app = TestApp::spawn(backend).await;
-        let secret = ClientSecret::with_prefix("nomos_at_");
-        let t = AdminToken {
-            id: "adm_test".into(),
-            name: "tests".into(),
-            created_at: nomos_issuer::app::now(),
-            revoked_at: None,
-        };
-        app.store()
-            .create_admin_token(&t, &secret.hash())
-            .await
-            .unwrap();
+        let token = common::create_admin_token(app.store().as_ref(), "adm_test").await;
         Admin {
             app,
-            token: secret.expose().to_owned(),
-            token_id: t.id,
+            token,
+            token_id: "adm_test".into(),
         }
     }
 

@@ -119,6 +119,19 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
+    /// Captures this thread's log lines until the guard is dropped.
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        (logs, guard)
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -129,14 +142,7 @@ impl Logs {
 async fn a_readable_database_file_is_made_private() {
     use std::os::unix::fs::PermissionsExt;
     default_umask();
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (logs, _guard) = Logs::capture();
     let dir = open_dir();
     let db = dir.path().join("nomos-issuer.db");
     // A database made by an earlier version, readable by everyone.
@@ -238,14 +244,7 @@ async fn revoke(s: &dyn Store, kid: &str) {
 /// Takes the busy timeout (5 s) once, waiting for a reader.
 #[tokio::test]
 async fn a_busy_reader_delays_the_cleanup_to_the_next_destruction() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (logs, _guard) = Logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nomos-issuer.db");
     let s = store::open(&url(&db)).await.unwrap();

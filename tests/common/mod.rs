@@ -280,6 +280,19 @@ pub async fn embedded_store(dir: &Path) -> Arc<dyn Store> {
         .unwrap()
 }
 
+/// Creates an admin API token `id`; returns the bearer token.
+pub async fn create_admin_token(store: &dyn Store, id: &str) -> String {
+    let secret = nomos_issuer::principal::ClientSecret::with_prefix("nomos_at_");
+    let t = nomos_issuer::store::AdminToken {
+        id: id.into(),
+        name: "tests".into(),
+        created_at: nomos_issuer::app::now(),
+        revoked_at: None,
+    };
+    store.create_admin_token(&t, &secret.hash()).await.unwrap();
+    secret.expose().to_owned()
+}
+
 /// Creates an org with a secret; returns the secret.
 pub async fn create_org(store: &dyn Store, org: &str) -> String {
     create_org_with(store, org, OrgPolicy::default()).await

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
-use super::common::{Backend, TestApp};
+use super::common::{Backend, TestApp, create_admin_token};
 
 const ATTACKER: &str = "127.0.0.1";
 const BYSTANDER: &str = "127.0.0.2";
@@ -270,23 +270,13 @@ async fn the_listen_backlog_is_at_least_1024() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_waits_for_slow_clients_at_most_the_drain_deadline() {
     let mut app = TestApp::spawn(Backend::Sqlite).await;
-    let secret = nomos_issuer::principal::ClientSecret::with_prefix("nomos_at_");
-    let token = nomos_issuer::store::AdminToken {
-        id: "adm_drain".into(),
-        name: "drain".into(),
-        created_at: nomos_issuer::app::now(),
-        revoked_at: None,
-    };
-    app.store()
-        .create_admin_token(&token, &secret.hash())
-        .await
-        .unwrap();
+    let token = create_admin_token(app.store().as_ref(), "adm_drain").await;
     let addr = app.server().addr;
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(
         format!(
             "POST /admin/v1/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
-            secret.expose()
+            token
         )
         .as_bytes(),
     )
