@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs deploy/haproxy/haproxy.cfg for real, in front of two `nomos-issuer serve`
 # replicas on a throwaway Postgres, all on loopback: what compose.yaml would do,
-# without Docker. Only the listen addresses and the server list are rewritten
-# (Docker's DNS is not there); every rule is the checked-in one.
+# without Docker. Only the listen addresses and the server lists of both
+# backends (each replica's public and operator port) are rewritten (Docker's DNS
+# is not there); every rule is the checked-in one.
 #
 #   bash tests/deploy/lb-smoke.sh        # needs haproxy and the Postgres server binaries
 #
 # HAPROXY (default: haproxy) and BIN (default: target/debug/nomos-issuer, built if
-# missing) can be overridden. Not part of tests/deploy-check: it needs haproxy.
+# missing) can be overridden. tests/deploy-check runs it only when haproxy and
+# the Postgres server binaries are installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 step() { printf '[lb-smoke] %s\n' "$*"; }
@@ -43,28 +45,32 @@ codes() { # codes N CURL-ARGS...: N requests, their status codes on one line
 }
 repeat() { local n=$1 out=""; for _ in $(seq 1 "$n"); do out+="$2 "; done; printf '%s' "${out% }"; }
 
-r1=$(free_port) r2=$(free_port) public=$(free_port) admin=$(free_port)
+# r1, r2: the replicas' public ports (8080 in compose.yaml); o1, o2: their
+# operator ports (9090).
+r1=$(free_port) r2=$(free_port) o1=$(free_port) o2=$(free_port) public=$(free_port) admin=$(free_port)
 (umask 077; head -c 32 /dev/urandom | base64 > "$work/kek")
 # The same settings as compose.yaml's issuer service.
 export NOMOS_ISSUER_DATABASE_URL=$NOMOS_TEST_DATABASE_URL NOMOS_ISSUER_LOG_FORMAT=json \
   NOMOS_ISSUER_KEK_FILE=$work/kek NOMOS_ISSUER_ISSUER=http://localhost:$public \
-  NOMOS_ISSUER_ADDRESS_RATE_LIMIT=0
+  NOMOS_ISSUER_ADDRESS_RATE_LIMIT=0 NOMOS_ISSUER_MAX_CONNECTIONS_PER_ADDRESS=0 \
+  NOMOS_ISSUER_MAX_IN_FLIGHT_PER_ADDRESS=0
 "$BIN" migrate 2>/dev/null
-NOMOS_ISSUER_LISTEN=127.0.0.1:$r1 "$BIN" serve 2>"$work/r1.log" &
+NOMOS_ISSUER_LISTEN=127.0.0.1:$r1 NOMOS_ISSUER_OPERATOR_LISTEN=127.0.0.1:$o1 "$BIN" serve 2>"$work/r1.log" &
 pids+=($!)
 replica1=$!
 sleep 1 # the first replica creates the signing keys; the second finds them
-NOMOS_ISSUER_LISTEN=127.0.0.1:$r2 "$BIN" serve 2>"$work/r2.log" &
+NOMOS_ISSUER_LISTEN=127.0.0.1:$r2 NOMOS_ISSUER_OPERATOR_LISTEN=127.0.0.1:$o2 "$BIN" serve 2>"$work/r2.log" &
 pids+=($!)
 
 lb_config() { # lb_config PUBLIC ADMIN: the checked-in config on loopback ports
   sed -e "s/^    bind :8080\$/    bind 127.0.0.1:$1/" -e "s/^    bind :8081\$/    bind 127.0.0.1:$2/" \
       -e 's/ resolvers docker init-addr none$//' \
       -e "s/^    server-template issuer- 4 issuer:8080\$/    server issuer-1 127.0.0.1:$r1\n    server issuer-2 127.0.0.1:$r2/" \
+      -e "s/^    server-template issuer- 4 issuer:9090\$/    server issuer-1 127.0.0.1:$o1\n    server issuer-2 127.0.0.1:$o2/" \
       deploy/haproxy/haproxy.cfg
 }
 lb_config "$public" "$admin" > "$work/haproxy.cfg"
-[ "$(grep -c "127.0.0.1:" "$work/haproxy.cfg")" = 4 ] || { step "the config's bind/server lines changed: update this script"; exit 1; }
+[ "$(grep -c "127.0.0.1:" "$work/haproxy.cfg")" = 6 ] || { step "the config's bind/server lines changed: update this script"; exit 1; }
 "$HAPROXY" -W -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
@@ -84,6 +90,14 @@ expect "public /admin/v1/orgs, /Admin/v1/orgs, /metrics" "404 404 404" \
   "$(code "$url/admin/v1/orgs") $(code "$url/Admin/v1/orgs") $(code "$url/metrics")"
 expect "admin port /admin/v1/orgs without a token, /metrics" "401 200" \
   "$(code "http://127.0.0.1:$admin/admin/v1/orgs") $(code "http://127.0.0.1:$admin/metrics")"
+expect "admin port reaches the operator listeners (no discovery there)" 404 \
+  "$(code "http://127.0.0.1:$admin/.well-known/openid-configuration")"
+expect "both operator ports answered" 2 "$(grep -o 'operators/issuer-[12]' "$work/haproxy.log" | sort -u | wc -l)"
+# The replicas themselves, without the proxy's rules in between.
+expect "a replica's public port: /metrics, /admin/v1/orgs, /readyz" "404 404 200" \
+  "$(code "http://127.0.0.1:$r2/metrics") $(code "http://127.0.0.1:$r2/admin/v1/orgs") $(code "http://127.0.0.1:$r2/readyz")"
+expect "a replica's operator port: /metrics, /readyz, discovery" "200 200 404" \
+  "$(code "http://127.0.0.1:$o2/metrics") $(code "http://127.0.0.1:$o2/readyz") $(code "http://127.0.0.1:$o2/.well-known/openid-configuration")"
 
 secret=$("$BIN" org create acme --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 token=(-u "org%2Facme:$secret" -d grant_type=client_credentials "$url/oauth2/token")
@@ -91,12 +105,18 @@ expect "token through the public port" 200 "$(code "${token[@]}")"
 kill "$replica1"
 expect "20 tokens right after replica 1 stopped" "$(repeat 20 200)" "$(codes 20 "${token[@]}")"
 sleep 11 # two failed checks, 5 s apart
-expect "replica 1 marked down" yes "$(grep -q 'issuers/issuer-1 is DOWN' "$work/haproxy.log" && echo yes || echo no)"
+expect "replica 1 marked down on both ports" "yes yes" \
+  "$(for b in issuers operators; do grep -q "$b/issuer-1 is DOWN" "$work/haproxy.log" && echo yes || echo no; done | xargs)"
 expect "GET /readyz x4 with one replica" "$(repeat 4 200)" "$(codes 4 "$url/readyz")"
 
-# The per-address token limit, lowered from 2000 to 5 per 10 s on a second LB.
+# The per-address limits on a second LB: token requests lowered from 2000 to 5
+# per 10 s, open connections from 256 to 3.
 public2=$(free_port) admin2=$(free_port)
-lb_config "$public2" "$admin2" | sed 's/sc_http_req_rate(0) gt 2000/sc_http_req_rate(0) gt 5/' > "$work/haproxy2.cfg"
+lb_config "$public2" "$admin2" \
+  | sed -e 's/sc_http_req_rate(0) gt 2000/sc_http_req_rate(0) gt 5/' -e 's/sc1_conn_cur gt 256/sc1_conn_cur gt 3/' \
+  > "$work/haproxy2.cfg"
+[ "$(grep -c -e 'sc_http_req_rate(0) gt 5' -e 'sc1_conn_cur gt 3' "$work/haproxy2.cfg")" = 2 ] \
+  || { step "the config's per-address limits changed: update this script"; exit 1; }
 "$HAPROXY" -W -db -f "$work/haproxy2.cfg" > "$work/haproxy2.log" 2>&1 &
 pids+=($!)
 sleep 1
@@ -105,6 +125,16 @@ expect "8 tokens with the limit at 5" "200 200 200 200 200 429 429 429" "$(codes
 expect "the 429 is an OAuth slow_down with Retry-After" "slow_down 1" \
   "$(curl -s -D "$work/h" "${token2[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["error"])') $(tr -d '\r' < "$work/h" | awk 'tolower($1)=="retry-after:" {print $2}')"
 expect "discovery is not limited" 200 "$(code "http://127.0.0.1:$public2/.well-known/openid-configuration")"
+# Three idle connections from this address stay open for 3 s.
+python3 -c 'import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(3)]
+time.sleep(3)' "$public2" &
+pids+=($!)
+holder=$!
+sleep 1
+expect "a 4th connection while 3 are open is closed" 000 "$(code "http://127.0.0.1:$public2/readyz")"
+wait "$holder"
+expect "a connection once they closed" 200 "$(code "http://127.0.0.1:$public2/readyz")"
 
 if [ "$failures" -ne 0 ]; then
   for log in "$work"/*.log; do step "--- $log"; tail -n 8 "$log"; done

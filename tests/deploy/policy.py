@@ -21,6 +21,33 @@ def need(ok, where, what):
         problems.append(f"{where}: {what}")
 
 
+def port_of(address):
+    """The port of `HOST:PORT` (or `[V6]:PORT`), or None."""
+    port = str(address or "").rpartition(":")[2]
+    return int(port) if port.isdigit() else None
+
+
+# Behind a proxy every connection comes from the proxy's address: each of these
+# must be off ("0"), and the proxy limits per client address instead.
+PER_ADDRESS_LIMITS = (
+    "NOMOS_ISSUER_ADDRESS_RATE_LIMIT",
+    "NOMOS_ISSUER_MAX_CONNECTIONS_PER_ADDRESS",
+    "NOMOS_ISSUER_MAX_IN_FLIGHT_PER_ADDRESS",
+)
+# The ports compose.yaml gives the replicas, which haproxy.cfg must route to.
+issuer_ports = {}
+
+
+def listeners(where, env):
+    """Checks that the public and operator listeners are set apart; returns their ports."""
+    public, operator = port_of(env.get("NOMOS_ISSUER_LISTEN")), port_of(env.get("NOMOS_ISSUER_OPERATOR_LISTEN"))
+    need(public is not None, where, "NOMOS_ISSUER_LISTEN is not set to HOST:PORT")
+    need(operator is not None, where,
+         "NOMOS_ISSUER_OPERATOR_LISTEN is not set to HOST:PORT (/admin and /metrics would be on the public port)")
+    need(operator is None or operator != public, where, "the operator port is the public port")
+    return public, operator
+
+
 def load(path):
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
@@ -60,6 +87,9 @@ def check_compose():
                  "NOMOS_ISSUER_KEK_FILE is not /run/secrets/kek")
             need("kek" in (service.get("secrets") or []), where, "the kek secret is not mounted")
             need("NOMOS_ISSUER_ISSUER" in env, where, "NOMOS_ISSUER_ISSUER is not set")
+            issuer_ports["public"], issuer_ports["operator"] = listeners(where, env)
+            for limit in PER_ADDRESS_LIMITS:
+                need(str(env.get(limit)) == "0", where, f"{limit} is not \"0\" behind lb (lb limits per client address)")
     need(compose.get("secrets", {}).get("kek", {}).get("file") == "./kek", "compose.yaml", "secrets.kek is not ./kek")
     lb_volumes = services.get("lb", {}).get("volumes") or []
     for volume in lb_volumes:
@@ -80,14 +110,40 @@ def check_haproxy():
         elif line.strip() and current:
             sections[current].append(line.strip())
     public = sections.get("frontend public", [])
-    backend = sections.get("backend issuers", [])
+    admin = sections.get("frontend admin", [])
     need(any(l.startswith("bind :8080") for l in public), "haproxy.cfg", "frontend public does not bind :8080")
-    need(any(l.startswith("http-request deny") and "/admin" in l for l in public),
-         "haproxy.cfg", "frontend public does not refuse /admin")
-    need(any("uri /readyz" in l for l in backend) and "option httpchk" in backend,
-         "haproxy.cfg", "backend issuers is not health-checked with GET /readyz")
-    need(any(l.startswith(("server ", "server-template ")) and "issuer" in l for l in backend)
-         and any(" check" in f" {l}" for l in backend), "haproxy.cfg", "backend issuers has no checked issuer server")
+    need(any(l.startswith("bind :8081") for l in admin), "haproxy.cfg", "frontend admin does not bind :8081")
+    for path in ("/admin", "/metrics"):
+        need(any(l.startswith("http-request deny") and path in l for l in public),
+             "haproxy.cfg", f"frontend public does not refuse {path}")
+    need(any(l.startswith("tcp-request connection reject") and "conn_cur" in l for l in public),
+         "haproxy.cfg", "frontend public does not limit open connections per client address")
+    need(any(l.startswith("http-request return status 429") for l in public),
+         "haproxy.cfg", "frontend public does not limit token requests per client address")
+
+    def backend_of(frontend, name):
+        """The default backend of a frontend; checks that it is the replicas on `name`'s port."""
+        used = [l.split()[1] for l in sections.get(f"frontend {frontend}", []) if l.startswith("default_backend ")]
+        need(len(used) == 1, "haproxy.cfg", f"frontend {frontend} has no single default_backend")
+        if len(used) != 1:
+            return None
+        where = f"haproxy.cfg backend {used[0]}"
+        backend = sections.get(f"backend {used[0]}", [])
+        need(any("uri /readyz" in l for l in backend) and "option httpchk" in backend,
+             where, "is not health-checked with GET /readyz")
+        servers = [l for l in backend if l.startswith(("server ", "server-template "))]
+        need(servers and any(" check" in f" {l}" for l in backend), where, "has no checked issuer server")
+        want = issuer_ports.get(name)
+        targets = {port_of(l.split()[3 if l.startswith("server-template ") else 2]) for l in servers}
+        need(want is not None and targets == {want}, where,
+             f"routes frontend {frontend} to port(s) {sorted(t for t in targets if t)}, "
+             f"not the replicas' {name} port {want} (compose.yaml)")
+        return used[0]
+
+    public_backend = backend_of("public", "public")
+    admin_backend = backend_of("admin", "operator")
+    need(public_backend is None or public_backend != admin_backend, "haproxy.cfg",
+         "frontends public and admin share a backend")
 
 
 # --- kubernetes/ ------------------------------------------------------------------
@@ -135,7 +191,17 @@ def check_kubernetes():
     need(bool(pod.get("topologySpreadConstraints") or pod.get("affinity")), "Deployment", "no topology spread")
     need(pod["securityContext"].get("fsGroup") == UID, "Deployment", f"fsGroup is not {UID} (the KEK file's group)")
     (issuer,) = check_pod("Deployment", pod, ["serve"])
-    need([p.get("containerPort") for p in issuer.get("ports", [])] == [8080], "Deployment", "container port is not 8080")
+    config = (docs.get("ConfigMap") or {}).get("data") or {}
+    public, operator = listeners("ConfigMap", config)
+    for limit in PER_ADDRESS_LIMITS:
+        need(str(config.get(limit)) == "0", "ConfigMap",
+             f"{limit} is not \"0\" behind the Ingress (it limits per client address)")
+    ports = {p.get("name"): p.get("containerPort") for p in issuer.get("ports", [])}
+    need(len(ports) == 2 and set(ports.values()) == {public, operator}, "Deployment",
+         f"container ports {list(ports.values())} are not the ConfigMap's listeners {[public, operator]}")
+    annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
+    need(str(annotations.get("prometheus.io/port")) == str(operator), "Deployment",
+         f"prometheus.io/port is not the operator port {operator}")
     probe = lambda kind: (issuer.get(kind) or {}).get("httpGet", {}).get("path")  # noqa: E731
     need(probe("livenessProbe") == "/healthz", "Deployment", "livenessProbe is not GET /healthz")
     need(probe("readinessProbe") == "/readyz", "Deployment", "readinessProbe is not GET /readyz")
@@ -155,9 +221,24 @@ def check_kubernetes():
     svc = docs["Service"]["spec"]
     need(svc.get("type", "ClusterIP") == "ClusterIP", "Service", "type is not ClusterIP")
     need(svc["selector"].items() <= labels.items(), "Service", "selector does not match the issuer pods")
-    port_names = {p.get("name") for p in issuer.get("ports", [])} | {8080}
-    need(all(p.get("targetPort") in port_names for p in svc["ports"]), "Service", "targetPort is not the issuer's port")
+    public_names = {n for n, p in ports.items() if p == public} | {public}
+    need(all(p.get("targetPort") in public_names for p in svc["ports"]), "Service",
+         "a targetPort is not the issuer's public port (the operator port must not be in the Service)")
     need({"kek", "database-url"} <= set(docs["Secret"].get("stringData", {})), "Secret", "kek or database-url missing")
+
+
+# --- systemd/nomos-issuer.service ---------------------------------------------------
+def check_systemd():
+    env = {}
+    for line in (DEPLOY / "systemd" / "nomos-issuer.service").read_text(encoding="utf-8").splitlines():
+        if line.startswith("Environment="):
+            for assignment in line[len("Environment="):].split():
+                key, _, value = assignment.partition("=")
+                env[key] = value
+    where = "systemd/nomos-issuer.service"
+    listeners(where, env)
+    need(env.get("NOMOS_ISSUER_OPERATOR_LISTEN", "").startswith("127.0.0.1:"), where,
+         "NOMOS_ISSUER_OPERATOR_LISTEN is not on loopback")
 
 
 # --- Dockerfile ---------------------------------------------------------------------
@@ -170,7 +251,7 @@ def check_dockerfile():
          f"the runtime stage does not end as USER {UID}:{UID}")
 
 
-for check in (check_compose, check_haproxy, check_kubernetes, check_dockerfile):
+for check in (check_compose, check_haproxy, check_kubernetes, check_systemd, check_dockerfile):
     try:
         check()
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as e:
