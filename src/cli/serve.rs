@@ -68,6 +68,7 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     let server = Server::start(settings, args.migrate).await?;
     tracing::info!(
         addr = %server.addr,
+        operator_addr = server.operator_addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
         issuer = %server.app.settings.issuer,
         store = backend,
         %alg,
