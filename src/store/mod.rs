@@ -2,7 +2,7 @@
 //!
 //! Postgres is the production store (several replicas share it); SQLite is the
 //! embedded single-node default. Both run the same queries through sqlx's `Any`
-//! driver and the same conformance suite (`tests/store_conformance.rs`).
+//! driver and the same conformance suite (`tests/it/store_conformance.rs`).
 
 mod sql;
 mod sqlite_files;

@@ -2,7 +2,7 @@
 //! credential rotation without downtime, signing keys and audit queries, and
 //! the errors the OpenAPI document promises.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ async fn bearer_tokens_guard_everything_but_the_document(backend: Backend) {
     assert_eq!(r.status(), 200);
     let served: Value = r.json().await.unwrap();
     let file: Value =
-        serde_json::from_str(include_str!("../docs/openapi.json")).expect("docs/openapi.json");
+        serde_json::from_str(include_str!("../../docs/openapi.json")).expect("docs/openapi.json");
     assert_eq!(served, file);
     // A revoked token stops working at once.
     a.app

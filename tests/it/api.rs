@@ -1,7 +1,7 @@
 //! The token endpoint, discovery and JWKS, against a real server on port 0,
 //! on Postgres and on the embedded store.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! Terraform against the module's, lint, session claims in tokens, the doctor
 //! against good and broken HTTPS issuers, and the workload helper.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Every rule of ../shared/AWS.md that applies to discovery, JWKS and tokens.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

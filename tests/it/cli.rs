@@ -1,7 +1,7 @@
 //! The real binary: the embedded default from an empty directory, CLI errors,
 //! a wrong KEK, Postgres set-up, and SIGTERM during load.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

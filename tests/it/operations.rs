@@ -2,7 +2,7 @@
 //! request ids, admin tokens and the audit from the CLI, development TLS and
 //! certificate reload on SIGHUP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! with Retry-After (never a token without an audit row), and everything
 //! recovers by itself.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! on one Postgres with racing operators, kill -9 mid-rotation, and the
 //! operator commands.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! One conformance suite for every store backend: Postgres and embedded SQLite.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

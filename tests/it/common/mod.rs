@@ -1,15 +1,14 @@
 //! Shared test helpers: a fresh database per test on Postgres or SQLite, a real
 //! server on port 0, and one method per endpoint.
-#![allow(dead_code)]
 
 pub mod pg;
 pub mod process;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use nomos_issuer::config::{ConfigArgs, KekSource, Settings};
+use nomos_issuer::config::{ConfigArgs, Settings};
 use nomos_issuer::ids::{AgentId, OrgId};
 use nomos_issuer::keys::{Kek, PublicJwk};
 use nomos_issuer::principal::{Credential, CredentialKind, OrgPolicy, random_id};
@@ -45,7 +44,6 @@ pub enum Backend {
 /// A database of its own for one test; a Postgres database is dropped at the end.
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     admin_url: Option<String>,
     name: String,
     pub dir: tempfile::TempDir,
@@ -67,7 +65,6 @@ impl TestDb {
         match backend {
             Backend::Sqlite => TestDb {
                 url: format!("sqlite://{}/nomos.db", dir.path().display()),
-                backend,
                 admin_url: None,
                 name,
                 dir,
@@ -85,7 +82,6 @@ impl TestDb {
                 let base = admin.rsplit_once('/').unwrap().0;
                 TestDb {
                     url: format!("{base}/{name}"),
-                    backend,
                     admin_url: Some(admin),
                     name,
                     dir,
@@ -146,7 +142,6 @@ pub struct TestApp {
     pub settings: Settings,
     pub base: String,
     pub db: TestDb,
-    pub kek_file: PathBuf,
     pub http: reqwest::Client,
 }
 
@@ -168,7 +163,6 @@ impl TestApp {
             settings: s,
             base,
             db,
-            kek_file,
             http: reqwest::Client::new(),
         }
     }
@@ -262,6 +256,13 @@ impl TestApp {
         let v: Value = r.json().await.unwrap();
         v["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// Taken by the tests that load both cores on purpose (floods, timing
+/// comparisons), so that no two of them run at once and measure each other.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
 }
 
 /// A free loopback port.
@@ -448,11 +449,6 @@ pub fn external_verify(
 /// Path of the built binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nomos-issuer")
-}
-
-/// A `KekSource` that is a file.
-pub fn kek_file(path: &Path) -> KekSource {
-    KekSource::File(path.to_path_buf())
 }
 
 /// A client's ES256 key pair for `private_key_jwt`.

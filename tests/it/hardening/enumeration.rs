@@ -49,6 +49,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// exists, so the medians agree within noise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_and_unknown_clients_answer_in_the_same_time() {
+    let _alone = super::common::exclusive().await;
     let app = TestApp::spawn(Backend::Postgres).await;
     create_org(app.store().as_ref(), "acme").await;
     create_agent(app.store().as_ref(), "acme", "ci").await;

@@ -60,6 +60,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// a p99 under 50 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_from_one_address_leave_the_jwks_to_others() {
+    let _alone = super::common::exclusive().await;
     let app = TestApp::spawn(Backend::Sqlite).await;
     let addr = app.server().addr;
     let until = Instant::now() + Duration::from_secs(5);

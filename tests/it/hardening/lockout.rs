@@ -121,6 +121,7 @@ fn rss_kib() -> u64 {
 /// bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unique_client_ids_costs_bounded_memory() {
+    let _alone = super::common::exclusive().await;
     let app = TestApp::spawn_with(Backend::Sqlite, |s| s.auth_failure_limit = 20).await;
     let base = app.base.clone();
     let flood = |make: fn(usize) -> String| {

@@ -1,8 +1,7 @@
 //! Running on the internet: HTTPS with certificate reload, rate limits,
 //! header and concurrency limits, security headers, request ids and metrics.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 mod enumeration;
 mod flood;
 mod lockout;
