@@ -1,5 +1,7 @@
 //! Orgs, agents and their credentials, as the token endpoint sees them.
 
+pub mod session_claims;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
-use crate::aws::session::SessionClaims;
+use self::session_claims::SessionClaims;
 use crate::ids::{Audience, Subject};
 use crate::keys::PublicJwk;
 

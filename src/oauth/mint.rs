@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::aws::session::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
+use crate::principal::session_claims::{SOURCE_IDENTITY_CLAIM, TAGS_CLAIM};
 
 use crate::audit::AuditRecord;
 use crate::ids::{Audience, Subject};

@@ -264,8 +264,8 @@ impl PrincipalCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::session::SessionClaims;
     use crate::principal::CredentialKind;
+    use crate::principal::session_claims::SessionClaims;
     use tokio::sync::Notify;
 
     /// A store whose next read waits until told, and whose answer is then
