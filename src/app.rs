@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use tokio::task::JoinHandle;
 
-use crate::audit::AuditWriter;
+use crate::audit::writer::AuditWriter;
+use crate::clock::SystemClock;
 use crate::config::{KekSource, Settings};
 use crate::keys::kek::KekError;
 use crate::keys::keyring::Endpoints;
@@ -21,13 +21,7 @@ use crate::ratelimit::KeyedLimit;
 use crate::rotation::KeyManager;
 use crate::store::{self, Backend, Store};
 
-/// The current time in Unix seconds.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+pub use crate::clock::now;
 
 /// State shared by every request, built once.
 pub struct App {
@@ -45,6 +39,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Token requests per source address.
     pub address_limit: Option<Arc<KeyedLimit<IpAddr>>>,
+    /// The audit writer (the token service records through it).
+    pub audit: AuditWriter,
 }
 
 /// Opens the store. Migrations run on the embedded store always and on Postgres
@@ -178,7 +174,8 @@ impl App {
             )),
             keys: keys.clone(),
             endpoints: manager.endpoints().clone(),
-            audit,
+            audit: Arc::new(audit.clone()),
+            clock: Arc::new(SystemClock),
             token_ttl: settings
                 .token_ttl
                 .min(settings.rotation.max_token_lifetime as u32),
@@ -194,6 +191,7 @@ impl App {
             manager,
             metrics,
             address_limit,
+            audit,
         });
         Ok((app, audit_task))
     }

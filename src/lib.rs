@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit;
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod ids;

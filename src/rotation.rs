@@ -263,7 +263,7 @@ impl KeyManager {
                 }
             }
             if plan_due {
-                if let Err(e) = self.run(&Request::Scheduled, crate::app::now()).await {
+                if let Err(e) = self.run(&Request::Scheduled, crate::clock::now()).await {
                     tracing::warn!(error = %e, "scheduled key rotation failed; will retry");
                 }
             }
