@@ -24,7 +24,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let body = app.metrics.render(&Snapshot {
         keys: &published.keys,
         policy: &app.settings.rotation,
-        audit_queued: app.tokens.audit.queued(),
+        audit_queued: app.audit.queued(),
         pools: app.store.pool_stats(),
         now: now(),
     });

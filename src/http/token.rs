@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::Peer;
 use super::body::{self, BODY_DEADLINE, BodyError};
 use super::error::render;
-use crate::app::{App, now};
+use crate::app::App;
 use crate::oauth::form::Params;
 use crate::oauth::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
@@ -95,7 +95,5 @@ async fn answer(
             return Err(OAuthError::invalid_client("malformed Authorization header"));
         }
     };
-    app.tokens
-        .token(&params, authorization, source, now())
-        .await
+    app.tokens.token(&params, authorization, source).await
 }

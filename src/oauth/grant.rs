@@ -11,7 +11,8 @@ use super::client_auth::{self, AuthMethod, Presented};
 use super::form::{Params, truncate};
 use super::principals::PrincipalCache;
 use super::{ErrorCode, MintRequest, OAuthError, mint};
-use crate::audit::{AssertionClaim, AuditError, AuditWriter, Issued};
+use crate::audit::{AssertionClaim, AuditError, AuditSink, Issued};
+use crate::clock::Clock;
 use crate::ids::{Audience, OrgId, Subject};
 use crate::keys::KeyRing;
 use crate::keys::keyring::Endpoints;
@@ -46,8 +47,10 @@ pub struct TokenService {
     pub keys: Arc<KeyRing>,
     /// Published URLs.
     pub endpoints: Endpoints,
-    /// The group-commit audit writer.
-    pub audit: AuditWriter,
+    /// Where issued tokens are recorded, before they leave.
+    pub audit: Arc<dyn AuditSink>,
+    /// The time tokens are issued at.
+    pub clock: Arc<dyn Clock>,
     /// Default token lifetime (capped by the org's maximum).
     pub token_ttl: u32,
     /// Clock skew allowed on client assertions, in seconds.
@@ -90,8 +93,8 @@ impl TokenService {
         params: &Params,
         authorization: Option<&str>,
         source: Option<IpAddr>,
-        now: i64,
     ) -> Result<TokenResponse, OAuthError> {
+        let now = self.clock.now();
         match params.get("grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
             Some("client_credentials") => {}

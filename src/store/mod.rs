@@ -4,6 +4,7 @@
 //! embedded single-node default. Both run the same queries through sqlx's `Any`
 //! driver and the same conformance suite (`tests/it/store_conformance.rs`).
 
+pub mod error;
 mod sql;
 mod sqlite_files;
 

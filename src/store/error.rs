@@ -1,0 +1,3 @@
+//! The store's error, as the domain sees it.
+
+pub use super::StoreError;
