@@ -18,7 +18,7 @@ use crate::keys::KeyRing;
 use crate::keys::keyring::Endpoints;
 use crate::principal::Principal;
 use crate::ratelimit::{KeyedLimit, address_key, retry_after_seconds};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// How fresh a principal must be when its credentials failed to match.
 const RECHECK_AGE: Duration = Duration::from_secs(1);

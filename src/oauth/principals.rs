@@ -20,7 +20,7 @@ use crate::ids::Subject;
 use crate::principal::{OrgPolicy, Principal};
 use async_trait::async_trait;
 
-use crate::store::{PrincipalStore, StoreError};
+use crate::store::error::StoreError;
 
 /// What the cache reads: principals and the log of their changes.
 #[async_trait]
@@ -31,19 +31,6 @@ pub trait PrincipalSource: Send + Sync {
     async fn principal_change_head(&self) -> Result<i64, StoreError>;
     /// Changes after `seq`: the newest seq seen and the changed subjects.
     async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError>;
-}
-
-#[async_trait]
-impl<T: PrincipalStore + ?Sized> PrincipalSource for Arc<T> {
-    async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError> {
-        PrincipalStore::principal(self.as_ref(), subject).await
-    }
-    async fn principal_change_head(&self) -> Result<i64, StoreError> {
-        PrincipalStore::principal_change_head(self.as_ref()).await
-    }
-    async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError> {
-        PrincipalStore::principal_changes_since(self.as_ref(), seq).await
-    }
 }
 
 /// The most entries kept; past it the cache starts over.

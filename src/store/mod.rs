@@ -368,3 +368,17 @@ impl Backend {
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqlStore::connect(url).await?))
 }
+
+/// A principal store is what the principal cache reads.
+#[async_trait]
+impl<T: PrincipalStore + ?Sized> crate::oauth::principals::PrincipalSource for Arc<T> {
+    async fn principal(&self, subject: &Subject) -> Result<Option<Principal>, StoreError> {
+        PrincipalStore::principal(self.as_ref(), subject).await
+    }
+    async fn principal_change_head(&self) -> Result<i64, StoreError> {
+        PrincipalStore::principal_change_head(self.as_ref()).await
+    }
+    async fn principal_changes_since(&self, seq: i64) -> Result<(i64, Vec<String>), StoreError> {
+        PrincipalStore::principal_changes_since(self.as_ref(), seq).await
+    }
+}
