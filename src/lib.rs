@@ -1,15 +1,32 @@
 //! nomos-issuer: a standalone OpenID Connect issuer for machine identities.
 //!
-//! Module map (dependencies point inward: `http`, `store` and `cli` know the
-//! domain; the domain knows none of them):
-//! - [`ids`], [`principal`]: the domain's values.
-//! - [`keys`]: signing keys, KEK wrapping, JWKS.
-//! - [`oauth`]: client authentication, the grant, claims.
-//! - [`audit`]: the group-commit audit writer.
-//! - [`store`]: storage traits and the SQL implementation.
-//! - [`http`], [`server`]: the HTTP surface (TLS, limits, the admin API).
+//! The modules form layers. A module may use its own layer and the layers
+//! before it, never a layer after it; `tests/it/layering.rs` reads the list
+//! below and checks every `crate::` and `super::` path in `src/` against it
+//! (a longer name wins over its prefix: `store::error` is a value, the rest
+//! of `store` is the store).
+//!
+//! 1. values: `ids`, `x509`, `clock`, `ratelimit`, `store::error`
+//! 2. domain: `principal`, `keys`, `oauth`, `audit`
+//! 3. store: `store`
+//! 4. services: `audit::writer`, `rotation`, `metrics`, `workload`, `aws`
+//! 5. configuration: `config`
+//! 6. application: `app`
+//! 7. surfaces: `http`, `server`, `aws::doctor`
+//! 8. command line: `cli`
+//!
+//! What each holds:
+//! - [`ids`], [`principal`]: the domain's values: org and agent ids, subjects,
+//!   audiences; principals, their credentials, policy and session claims.
+//! - [`keys`]: signing keys, KEK wrapping, JWKS, the rotation plan (pure).
+//! - [`oauth`]: client authentication, the grant, claims. It takes its
+//!   collaborators as traits: a principal source, an audit sink, a clock.
+//! - [`audit`]: audit records and the sink; [`audit::writer`], group commit.
+//! - [`store`]: storage traits and the SQL implementation (Postgres, SQLite).
+//! - [`rotation`]: applying rotation plans through the store, the scheduler.
+//! - [`aws`]: trust policies, IAM evaluation, lint, and the doctor.
+//! - [`http`], [`server`]: the HTTP surface (serving, limits, TLS, admin API).
 //! - [`metrics`]: Prometheus metrics.
-//! - [`x509`]: the little DER reading that certificates need.
 //! - [`config`], [`app`], [`cli`]: settings, start-up and the command line.
 
 pub mod app;

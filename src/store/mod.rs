@@ -15,9 +15,9 @@ use async_trait::async_trait;
 pub use sql::SqlStore;
 
 use crate::audit::{AuditRecord, Issued};
-use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
+use crate::principal::session_claims::SessionClaims;
 use crate::principal::{Credential, OrgPolicy, Principal};
 
 /// A storage failure. Messages name the object, never secrets.

@@ -13,6 +13,7 @@ mod aws_rules;
 mod cli;
 mod deploy;
 mod hardening;
+mod layering;
 mod operations;
 mod outage;
 mod rotation;
