@@ -14,7 +14,12 @@ pub enum IdError {
     #[error(
         "invalid {what} id {value:?}: use 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
     )]
-    Id { what: &'static str, value: String },
+    Id {
+        /// `org` or `agent`.
+        what: &'static str,
+        /// The refused text.
+        value: String,
+    },
     /// A client id that is neither `org/ORG` nor `org/ORG/agent/AGENT`.
     #[error("invalid client id {0:?}: expected org/ORG or org/ORG/agent/AGENT")]
     Subject(String),

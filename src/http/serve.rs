@@ -294,7 +294,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub fn connection_budget(wanted: usize) -> usize {
     #[cfg(unix)]
     {
-        // SAFETY: getrlimit and setrlimit read and write a plain struct we own.
+        // Unsafe because libc's functions are: there is no safe wrapper in the
+        // standard library. SAFETY: getrlimit and setrlimit read and write a
+        // plain struct we own.
+        #[allow(unsafe_code)]
         unsafe {
             let mut limit = libc::rlimit {
                 rlim_cur: 0,

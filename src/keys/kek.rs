@@ -102,7 +102,11 @@ impl Drop for PrivateDer {
     fn drop(&mut self) {
         for b in self.0.iter_mut() {
             // Volatile so the compiler does not elide the wipe of a value about to be freed.
-            unsafe { std::ptr::write_volatile(b, 0) };
+            // SAFETY: `b` is a valid, aligned, exclusive reference to a byte we own.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::ptr::write_volatile(b, 0)
+            };
         }
     }
 }

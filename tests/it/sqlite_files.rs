@@ -12,6 +12,7 @@ use ring::rand::SecureRandom;
 /// Sets the process umask to the usual default, so that files created without
 /// an explicit mode come out 0644 and the tests below can tell.
 #[cfg(unix)]
+#[allow(unsafe_code)] // libc's umask has no safe wrapper in std.
 fn default_umask() {
     // SAFETY: umask(2) only sets the process's file creation mask.
     unsafe { libc::umask(0o022) };
