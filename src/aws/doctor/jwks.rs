@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::AWS_ALGS;
 use super::report::{Outcome, Report};
+use super::{AWS_ALGS, STS_TIMEOUT, get_json};
 use crate::keys::PublicJwk;
 
 /// Checks every JWKS rule; returns the usable keys.
@@ -65,4 +65,33 @@ pub(super) fn check_jwks(report: &mut Report, jwks: &Value) -> Vec<PublicJwk> {
     };
     report.pass_or_fail("JWKS keys", problems.is_empty(), detail, E);
     usable
+}
+
+/// Fetches the JWKS as STS would, within its timeout, and checks it; returns
+/// the usable keys (none when the fetch fails).
+pub(super) async fn check_endpoint(
+    report: &mut Report,
+    http: &reqwest::Client,
+    jwks_uri: &str,
+) -> Vec<PublicJwk> {
+    match get_json(http, jwks_uri).await {
+        Ok((jwks, took)) => {
+            report.pass_or_fail(
+                "JWKS answers within 5 s",
+                took < STS_TIMEOUT,
+                format!("{} ms", took.as_millis()),
+                "InvalidIdentityToken (not logged in CloudTrail)",
+            );
+            check_jwks(report, &jwks)
+        }
+        Err(e) => {
+            report.add(
+                "JWKS answers within 5 s",
+                Outcome::Fail,
+                e,
+                "InvalidIdentityToken (not logged in CloudTrail)",
+            );
+            Vec::new()
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! `aws check`: looks at a running issuer the way STS would and reports every
 //! rule that fails, with the STS error it would cause.
 //!
-//! One file per concept: `report` (rows, table, failures), `tls` (served chain
-//! and thumbprint), `jwks`, `token` (the token's form and claims) and
-//! `trust_policy` (whether a role's trust policy admits the token).
+//! `check` walks the issuer in STS's order; discovery, which every later step
+//! reads, stays here. One file per concept: `report` (rows, table, failures),
+//! `tls` (served chain and thumbprint), `jwks` (fetch and key rules), `token`
+//! (mint one, then check its form and claims) and `trust_policy` (whether a
+//! role's trust policy admits the token).
 
 mod jwks;
 mod report;
@@ -18,12 +20,7 @@ use anyhow::bail;
 use serde_json::Value;
 
 use crate::config::Settings;
-use crate::workload::{ClientCredential, check_token_endpoint, fetch_token, trust_ca_file};
-use crate::x509::issuer_and_subject;
-use jwks::check_jwks;
-use tls::{served_chain, thumbprint};
-use token::check_token;
-use trust_policy::check_policy;
+use crate::workload::trust_ca_file;
 
 pub use report::{Outcome, Report, Row};
 pub use tls::thumbprints;
@@ -110,48 +107,7 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
         }
     }
     let ca = args.ca_file.as_deref();
-    if https {
-        match served_chain(issuer, ca).await {
-            Ok(chain) => {
-                let ordered = chain.windows(2).all(|w| {
-                    match (issuer_and_subject(&w[0]), issuer_and_subject(&w[1])) {
-                        (Some((iss, _)), Some((_, sub))) => iss == sub,
-                        _ => false,
-                    }
-                });
-                report.pass(
-                    "TLS chain verifies",
-                    format!("{} certificate(s)", chain.len()),
-                );
-                report.pass_or_fail(
-                    "TLS chain in order",
-                    ordered,
-                    if ordered {
-                        "each certificate is issued by the next"
-                    } else {
-                        "the served chain is out of order"
-                    },
-                    "InvalidIdentityToken (JWKS fetch fails)",
-                );
-                if let Some(t) = thumbprint(&chain) {
-                    report.add("thumbprint", Outcome::Pass, t, "-");
-                }
-            }
-            Err(e) => report.add(
-                "TLS chain verifies",
-                Outcome::Fail,
-                format!("{e:#}"),
-                "InvalidIdentityToken (JWKS fetch fails)",
-            ),
-        }
-    } else {
-        report.add(
-            "TLS chain verifies",
-            Outcome::Skip,
-            "not https",
-            "InvalidIdentityToken",
-        );
-    }
+    tls::check_chain(&mut report, issuer, https, ca).await;
     let http = client(ca)?;
     let discovery_url = format!("{issuer}/.well-known/openid-configuration");
     let discovery = match get_json(&http, &discovery_url).await {
@@ -191,78 +147,13 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
         jwks_uri.clone(),
         "InvalidIdentityToken",
     );
-    let keys = match get_json(&http, &jwks_uri).await {
-        Ok((jwks, took)) => {
-            report.pass_or_fail(
-                "JWKS answers within 5 s",
-                took < STS_TIMEOUT,
-                format!("{} ms", took.as_millis()),
-                "InvalidIdentityToken (not logged in CloudTrail)",
-            );
-            check_jwks(&mut report, &jwks)
-        }
-        Err(e) => {
-            report.add(
-                "JWKS answers within 5 s",
-                Outcome::Fail,
-                e,
-                "InvalidIdentityToken (not logged in CloudTrail)",
-            );
-            Vec::new()
-        }
-    };
-    let Some(client_id) = &args.client_id else {
-        report.add(
-            "token",
-            Outcome::Skip,
-            "pass --client-id and a credential to check a real token",
-            "-",
-        );
+    let keys = jwks::check_endpoint(&mut report, &http, &jwks_uri).await;
+    let Some(token) = token::mint(&mut report, &http, issuer, &discovery, args).await? else {
         return Ok(report);
     };
-    let credential = ClientCredential::load(
-        args.client_secret_file.as_deref(),
-        args.private_key_file.as_deref(),
-    )?;
-    let token_endpoint = discovery["token_endpoint"].as_str().unwrap_or_default();
-    let token_endpoint = match check_token_endpoint(issuer, token_endpoint) {
-        Ok(t) => t,
-        Err(e) => {
-            // Nothing was sent: the credentials stay on this machine.
-            report.add(
-                "token endpoint on the issuer's origin",
-                Outcome::Fail,
-                e.to_string(),
-                "-",
-            );
-            return Ok(report);
-        }
-    };
-    let fetched = match fetch_token(
-        &http,
-        &token_endpoint,
-        client_id,
-        &credential,
-        Some(&args.audience),
-        crate::app::now(),
-    )
-    .await
-    {
-        Ok(f) => f,
-        Err(e) => {
-            report.add("token minted", Outcome::Fail, e.to_string(), "-");
-            return Ok(report);
-        }
-    };
-    report.add(
-        "token minted",
-        Outcome::Pass,
-        format!("expires in {} s", fetched.expires_in),
-        "-",
-    );
-    let claims = check_token(&mut report, &fetched.token, issuer, &args.audience, &keys);
+    let claims = token::check_token(&mut report, &token, issuer, &args.audience, &keys);
     if let (Some(path), Some(claims)) = (&args.policy, claims) {
-        check_policy(&mut report, path, issuer, &claims)?;
+        trust_policy::check_policy(&mut report, path, issuer, &claims)?;
     }
     Ok(report)
 }

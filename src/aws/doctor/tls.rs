@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
+use super::report::{Outcome, Report};
 use super::{STS_TIMEOUT, client};
+use crate::x509::issuer_and_subject;
 
 fn roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
     let mut store = rustls::RootCertStore::empty();
@@ -88,4 +90,51 @@ pub async fn thumbprints(issuer: &str, ca_file: Option<&Path>) -> anyhow::Result
         }
     }
     Ok(out)
+}
+
+/// The rows for the chain `issuer` serves: it verifies, it is in order, and its
+/// thumbprint. Skipped when the issuer is not https.
+pub(super) async fn check_chain(report: &mut Report, issuer: &str, https: bool, ca: Option<&Path>) {
+    if https {
+        match served_chain(issuer, ca).await {
+            Ok(chain) => {
+                let ordered = chain.windows(2).all(|w| {
+                    match (issuer_and_subject(&w[0]), issuer_and_subject(&w[1])) {
+                        (Some((iss, _)), Some((_, sub))) => iss == sub,
+                        _ => false,
+                    }
+                });
+                report.pass(
+                    "TLS chain verifies",
+                    format!("{} certificate(s)", chain.len()),
+                );
+                report.pass_or_fail(
+                    "TLS chain in order",
+                    ordered,
+                    if ordered {
+                        "each certificate is issued by the next"
+                    } else {
+                        "the served chain is out of order"
+                    },
+                    "InvalidIdentityToken (JWKS fetch fails)",
+                );
+                if let Some(t) = thumbprint(&chain) {
+                    report.add("thumbprint", Outcome::Pass, t, "-");
+                }
+            }
+            Err(e) => report.add(
+                "TLS chain verifies",
+                Outcome::Fail,
+                format!("{e:#}"),
+                "InvalidIdentityToken (JWKS fetch fails)",
+            ),
+        }
+    } else {
+        report.add(
+            "TLS chain verifies",
+            Outcome::Skip,
+            "not https",
+            "InvalidIdentityToken",
+        );
+    }
 }

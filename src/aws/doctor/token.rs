@@ -4,11 +4,74 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
-use super::AWS_ALGS;
 use super::report::{Outcome, Report};
+use super::{AWS_ALGS, CheckArgs};
 use crate::aws::session::TAGS_CLAIM;
 use crate::keys::PublicJwk;
+use crate::workload::{ClientCredential, check_token_endpoint, fetch_token};
 
+/// Mints a token with the credential of `args`, as a workload would; `None`
+/// (with the row that says why) when there is no credential or minting fails.
+pub(super) async fn mint(
+    report: &mut Report,
+    http: &reqwest::Client,
+    issuer: &str,
+    discovery: &Value,
+    args: &CheckArgs,
+) -> anyhow::Result<Option<String>> {
+    let Some(client_id) = &args.client_id else {
+        report.add(
+            "token",
+            Outcome::Skip,
+            "pass --client-id and a credential to check a real token",
+            "-",
+        );
+        return Ok(None);
+    };
+    let credential = ClientCredential::load(
+        args.client_secret_file.as_deref(),
+        args.private_key_file.as_deref(),
+    )?;
+    let token_endpoint = discovery["token_endpoint"].as_str().unwrap_or_default();
+    let token_endpoint = match check_token_endpoint(issuer, token_endpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            // Nothing was sent: the credentials stay on this machine.
+            report.add(
+                "token endpoint on the issuer's origin",
+                Outcome::Fail,
+                e.to_string(),
+                "-",
+            );
+            return Ok(None);
+        }
+    };
+    let fetched = match fetch_token(
+        http,
+        &token_endpoint,
+        client_id,
+        &credential,
+        Some(&args.audience),
+        crate::app::now(),
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            report.add("token minted", Outcome::Fail, e.to_string(), "-");
+            return Ok(None);
+        }
+    };
+    report.add(
+        "token minted",
+        Outcome::Pass,
+        format!("expires in {} s", fetched.expires_in),
+        "-",
+    );
+    Ok(Some(fetched.token))
+}
+
+/// Checks a token the way STS would; returns its claims when it is readable.
 pub(super) fn check_token(
     report: &mut Report,
     token: &str,
