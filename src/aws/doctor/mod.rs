@@ -2,11 +2,13 @@
 //! rule that fails, with the STS error it would cause.
 //!
 //! `check` walks the issuer in STS's order; discovery, which every later step
-//! reads, stays here. One file per concept: `report` (rows, table, failures),
-//! `tls` (served chain and thumbprint), `jwks` (fetch and key rules), `token`
-//! (mint one, then check its form and claims) and `trust_policy` (whether a
-//! role's trust policy admits the token).
+//! reads, stays here. One file per concept: `issuer_url` (config's rules plus
+//! AWS's own), `report` (rows, table, failures), `tls` (served chain and
+//! thumbprint), `jwks` (fetch and key rules), `token` (mint one, then check its
+//! form and claims) and `trust_policy` (whether a role's trust policy admits
+//! the token).
 
+mod issuer_url;
 mod jwks;
 mod report;
 mod tls;
@@ -83,29 +85,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Duration)
 /// Runs every check against `issuer`.
 pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let https = issuer.starts_with("https://");
-    let url_ok =
-        https && !issuer.ends_with('/') && !issuer.contains(['?', '#']) && issuer.len() <= 255;
-    report.pass_or_fail(
-        "issuer URL",
-        url_ok,
-        if url_ok {
-            issuer.to_owned()
-        } else {
-            format!("{issuer}: AWS needs https, no trailing slash, no query")
-        },
-        "CreateOpenIDConnectProvider refuses the URL",
-    );
-    if let Ok(u) = url::Url::parse(issuer) {
-        if u.port().is_some() {
-            report.add(
-                "issuer URL has no port",
-                Outcome::Warn,
-                "AWS expects no port",
-                "InvalidIdentityToken",
-            );
-        }
-    }
+    let https = issuer_url::check(&mut report, issuer);
     let ca = args.ca_file.as_deref();
     tls::check_chain(&mut report, issuer, https, ca).await;
     let http = client(ca)?;
