@@ -640,6 +640,15 @@ pub fn issuer_warnings(issuer: &str) -> Vec<String> {
     warnings
 }
 
+/// The issuer-URL rules, for callers outside config (the AWS doctor): `Ok`
+/// with the warnings a valid URL earns (not https, a port), `Err` saying why
+/// it is invalid.
+pub fn check_issuer_url(issuer: &str) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    check_issuer(issuer, &mut warnings)?;
+    Ok(warnings)
+}
+
 /// AWS compares `iss` with the provider URL as a string: no trailing slash,
 /// no query or fragment, at most 255 characters, https.
 fn check_issuer(issuer: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
