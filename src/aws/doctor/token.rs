@@ -52,7 +52,7 @@ pub(super) async fn mint(
         client_id,
         &credential,
         Some(&args.audience),
-        crate::app::now(),
+        crate::clock::now(),
     )
     .await
     {
@@ -159,7 +159,7 @@ pub(super) fn check_token(
     let exp = claims["exp"].as_i64().unwrap_or(0);
     report.pass_or_fail(
         "token not expired",
-        exp > crate::app::now(),
+        exp > crate::clock::now(),
         format!("exp {exp}"),
         "ExpiredTokenException",
     );
