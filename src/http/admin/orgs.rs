@@ -1,0 +1,113 @@
+//! `/orgs` and `/orgs/{org}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::MAX_AUDIENCES;
+use super::error::{AdminError, Result};
+use super::extract::{body, limit, org_id, path};
+use super::views::{created, credential_json, org_json};
+use crate::app::{App, now};
+use crate::ids::{Audience, OrgId, Subject};
+use crate::principal::{Credential, MAX_TOKEN_TTL, OrgPolicy};
+use crate::store::OrgInfo;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Page {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+pub(super) async fn list_orgs(
+    State(app): State<Arc<App>>,
+    q: std::result::Result<Query<Page>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(page) = q.map_err(|e| AdminError::bad_request(e.body_text()))?;
+    let limit = limit(page.limit)?;
+    let after = match page.after.as_deref() {
+        None => None,
+        Some(a) => {
+            Some(OrgId::parse(a).map_err(|e| AdminError::bad_request(format!("after: {e}")))?)
+        }
+    };
+    let orgs = app.store.list_orgs(after.as_ref(), limit).await?;
+    let next = (orgs.len() == limit as usize)
+        .then(|| orgs.last().map(|o| o.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "orgs": orgs.iter().map(org_json).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewOrg {
+    id: String,
+    audiences: Option<Vec<String>>,
+    max_ttl_seconds: Option<u32>,
+}
+
+pub(super) async fn create_org(
+    State(app): State<Arc<App>>,
+    b: std::result::Result<Json<Value>, JsonRejection>,
+) -> Result<Response> {
+    let b: NewOrg = body(b)?;
+    let id = OrgId::parse(&b.id).map_err(|e| AdminError::bad_request(format!("id: {e}")))?;
+    let audiences = match b.audiences {
+        None => vec![Audience::sts()],
+        Some(list) if list.is_empty() || list.len() > MAX_AUDIENCES => {
+            return Err(AdminError::bad_request(format!(
+                "audiences: give 1-{MAX_AUDIENCES}"
+            )));
+        }
+        Some(list) => list
+            .iter()
+            .map(|a| Audience::parse(a))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| AdminError::bad_request(format!("audiences: {e}")))?,
+    };
+    let max_ttl = b
+        .max_ttl_seconds
+        .unwrap_or(crate::principal::DEFAULT_ORG_MAX_TTL);
+    if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
+        return Err(AdminError::bad_request(format!(
+            "max_ttl_seconds must be 1-{MAX_TOKEN_TTL}"
+        )));
+    }
+    let policy = OrgPolicy { audiences, max_ttl };
+    let (secret, credential) = Credential::new_secret();
+    let t = now();
+    app.store.create_org(&id, &policy, &credential, t).await?;
+    app.tokens.principals.forget(&Subject::Org(id.clone()));
+    tracing::info!(org = %id, "org created through the admin API");
+    let info = OrgInfo {
+        id: id.clone(),
+        policy,
+        created_at: t,
+    };
+    Ok(created(json!({
+        "org": org_json(&info),
+        "client_id": Subject::Org(id).to_string(),
+        "credential": credential_json(&credential, t, None),
+        "client_secret": secret.expose(),
+    })))
+}
+
+pub(super) async fn get_org(
+    State(app): State<Arc<App>>,
+    p: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>> {
+    let org = org_id(&path(p)?)?;
+    match app.store.org(&org).await? {
+        Some(o) => Ok(Json(org_json(&o))),
+        None => Err(AdminError::not_found(format!("org {org} does not exist"))),
+    }
+}
