@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{AdminError, Result};
-use super::extract::{agent_id, body, org_id, path, public_keys};
+use super::extract::{AgentInPath, JsonBody, OrgInPath, public_keys};
 use super::views::{agent_json, created, credential_json};
 use crate::app::{App, now};
 use crate::ids::{AgentId, Subject};
@@ -19,9 +18,8 @@ use crate::store::AgentInfo;
 
 pub(super) async fn list_agents(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
+    OrgInPath(org): OrgInPath,
 ) -> Result<Json<Value>> {
-    let org = org_id(&path(p)?)?;
     match app.store.list_agents(&org).await? {
         Some(agents) => Ok(Json(json!({
             "agents": agents.iter().map(agent_json).collect::<Vec<_>>()
@@ -39,11 +37,9 @@ pub(super) struct NewAgent {
 
 pub(super) async fn create_agent(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
-    b: std::result::Result<Json<Value>, JsonRejection>,
+    OrgInPath(org): OrgInPath,
+    JsonBody(b): JsonBody<NewAgent>,
 ) -> Result<Response> {
-    let org = org_id(&path(p)?)?;
-    let b: NewAgent = body(b)?;
     let agent = AgentId::parse(&b.id).map_err(|e| AdminError::bad_request(format!("id: {e}")))?;
     let (credential, secret) = match &b.public_jwks {
         Some(v) => (
@@ -76,10 +72,8 @@ pub(super) async fn create_agent(
 
 pub(super) async fn get_agent(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<(String, String)>, PathRejection>,
+    AgentInPath(org, agent): AgentInPath,
 ) -> Result<Json<Value>> {
-    let (org, agent) = path(p)?;
-    let (org, agent) = (org_id(&org)?, agent_id(&agent)?);
     match app.store.agent(&org, &agent).await? {
         Some(a) => Ok(Json(agent_json(&a))),
         None => Err(AdminError::not_found(format!(

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{AdminError, Result};
-use super::extract::{limit, path};
+use super::extract::{PathParams, QueryParams, limit};
 use super::views::audit_json;
 use crate::app::App;
 use crate::audit::AuditRecord;
@@ -74,9 +73,8 @@ pub fn audit_next(records: &[AuditRecord], limit: u32) -> Option<String> {
 
 pub(super) async fn query_audit(
     State(app): State<Arc<App>>,
-    q: std::result::Result<Query<AuditParams>, QueryRejection>,
+    QueryParams(p): QueryParams<AuditParams>,
 ) -> Result<Json<Value>> {
-    let Query(p) = q.map_err(|e| AdminError::bad_request(e.body_text()))?;
     let limit = limit(p.limit)?;
     let query = audit_query(
         p.org.as_deref(),
@@ -96,9 +94,8 @@ pub(super) async fn query_audit(
 
 pub(super) async fn get_audit(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
+    PathParams(jti): PathParams<String>,
 ) -> Result<Json<Value>> {
-    let jti = path(p)?;
     if jti.len() > 128 {
         return Err(AdminError::not_found("no token has this jti"));
     }

@@ -1,20 +1,19 @@
-//! The credentials of orgs and agents: list, add, revoke.
+//! The credentials of orgs and agents alike (`/orgs/{org}[/agents/{agent}]/credentials`):
+//! list, add, revoke.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{AdminError, Result};
-use super::extract::{agent_id, body, org_id, path, public_keys};
+use super::extract::{JsonBody, PathParams, SubjectInPath, public_keys};
 use super::views::{created, credential_json};
 use crate::app::{App, now};
-use crate::ids::Subject;
 use crate::principal::{Credential, CredentialKind};
 use crate::store::{CredentialInfo, StoreError};
 
@@ -25,7 +24,11 @@ pub(super) struct NewCredential {
     public_jwks: Option<Value>,
 }
 
-pub(super) async fn list_credentials(app: &App, subject: Subject) -> Result<Json<Value>> {
+/// `GET .../credentials`: every credential, revoked ones included.
+pub(super) async fn list_credentials(
+    State(app): State<Arc<App>>,
+    SubjectInPath(subject): SubjectInPath,
+) -> Result<Json<Value>> {
     match app.store.credentials(&subject).await? {
         Some(list) => Ok(Json(json!({
             "credentials": list
@@ -37,10 +40,11 @@ pub(super) async fn list_credentials(app: &App, subject: Subject) -> Result<Json
     }
 }
 
+/// `POST .../credentials`: a second secret (to replace one without downtime) or public keys.
 pub(super) async fn add_credential(
-    app: &App,
-    subject: Subject,
-    b: NewCredential,
+    State(app): State<Arc<App>>,
+    SubjectInPath(subject): SubjectInPath,
+    JsonBody(b): JsonBody<NewCredential>,
 ) -> Result<Response> {
     let (credential, secret) = match (b.kind.as_str(), &b.public_jwks) {
         ("secret", None) => {
@@ -85,62 +89,21 @@ pub(super) async fn add_credential(
     })))
 }
 
-pub(super) async fn revoke_credential(app: &App, subject: Subject, id: &str) -> Result<StatusCode> {
-    app.store.revoke_credential(&subject, id, now()).await?;
+/// The `{credential}` of `.../credentials/{credential}`.
+#[derive(Deserialize)]
+pub(super) struct CredentialInPath {
+    credential: String,
+}
+
+/// `DELETE .../credentials/{credential}`.
+pub(super) async fn revoke_credential(
+    State(app): State<Arc<App>>,
+    SubjectInPath(subject): SubjectInPath,
+    PathParams(CredentialInPath { credential: id }): PathParams<CredentialInPath>,
+) -> Result<StatusCode> {
+    app.store.revoke_credential(&subject, &id, now()).await?;
     // Before answering: a request after the 204 must not find it cached.
     app.tokens.principals.forget(&subject);
     tracing::info!(%subject, credential = %id, "credential revoked through the admin API");
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub(super) async fn org_credentials(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>> {
-    let org = org_id(&path(p)?)?;
-    list_credentials(&app, Subject::Org(org)).await
-}
-
-pub(super) async fn add_org_credential(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
-    b: std::result::Result<Json<Value>, JsonRejection>,
-) -> Result<Response> {
-    let org = org_id(&path(p)?)?;
-    add_credential(&app, Subject::Org(org), body(b)?).await
-}
-
-pub(super) async fn revoke_org_credential(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<(String, String)>, PathRejection>,
-) -> Result<StatusCode> {
-    let (org, id) = path(p)?;
-    revoke_credential(&app, Subject::Org(org_id(&org)?), &id).await
-}
-
-pub(super) async fn agent_credentials(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>> {
-    let (org, agent) = path(p)?;
-    list_credentials(&app, Subject::Agent(org_id(&org)?, agent_id(&agent)?)).await
-}
-
-pub(super) async fn add_agent_credential(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<(String, String)>, PathRejection>,
-    b: std::result::Result<Json<Value>, JsonRejection>,
-) -> Result<Response> {
-    let (org, agent) = path(p)?;
-    let subject = Subject::Agent(org_id(&org)?, agent_id(&agent)?);
-    add_credential(&app, subject, body(b)?).await
-}
-
-pub(super) async fn revoke_agent_credential(
-    State(app): State<Arc<App>>,
-    p: std::result::Result<Path<(String, String, String)>, PathRejection>,
-) -> Result<StatusCode> {
-    let (org, agent, id) = path(p)?;
-    let subject = Subject::Agent(org_id(&org)?, agent_id(&agent)?);
-    revoke_credential(&app, subject, &id).await
 }

@@ -3,15 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{AdminError, Result};
-use super::extract::{object, path, payload_too_large, unsupported_media_type};
+use super::extract::{OptionalJsonBody, PathParams};
 use super::views::key_json;
 use crate::app::{App, now};
 use crate::keys::rotation::Request as KeyRequest;
@@ -51,26 +48,11 @@ pub(super) struct Rotate {
     now: bool,
 }
 
+/// `POST /keys/rotate`; an empty body is a rotation like the scheduler's.
 pub(super) async fn rotate_keys(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    raw: std::result::Result<Bytes, BytesRejection>,
+    OptionalJsonBody(r): OptionalJsonBody<Rotate>,
 ) -> Result<Json<Value>> {
-    let raw = raw.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
-        _ => AdminError::bad_request("the request body could not be read"),
-    })?;
-    // The body is optional: empty means a scheduled-style rotation.
-    let r: Rotate = if raw.is_empty() {
-        Rotate::default()
-    } else {
-        if !crate::http::media_type_is(&headers, "application/json") {
-            return Err(unsupported_media_type());
-        }
-        let value: Value = serde_json::from_slice(&raw)
-            .map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))?;
-        object(value)?
-    };
     let request = if r.now {
         KeyRequest::RotateNow
     } else {
@@ -82,9 +64,8 @@ pub(super) async fn rotate_keys(
 
 pub(super) async fn revoke_key(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
+    PathParams(kid): PathParams<String>,
 ) -> Result<Json<Value>> {
-    let kid = path(p)?;
     run_key_request(&app, &KeyRequest::Revoke(kid)).await?;
     keys_now(&app).await
 }

@@ -32,10 +32,7 @@ use crate::app::App;
 use crate::principal::hash_secret;
 use agents::{create_agent, get_agent, list_agents};
 use audit::{get_audit, query_audit};
-use credentials::{
-    add_agent_credential, add_org_credential, agent_credentials, org_credentials,
-    revoke_agent_credential, revoke_org_credential,
-};
+use credentials::{add_credential, list_credentials, revoke_credential};
 use keys::{list_keys, revoke_key, rotate_keys};
 use orgs::{create_org, get_org, list_orgs};
 
@@ -57,19 +54,19 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/orgs/{org}/agents/{agent}", get(get_agent))
         .route(
             "/orgs/{org}/credentials",
-            get(org_credentials).post(add_org_credential),
+            get(list_credentials).post(add_credential),
         )
         .route(
             "/orgs/{org}/credentials/{credential}",
-            delete(revoke_org_credential),
+            delete(revoke_credential),
         )
         .route(
             "/orgs/{org}/agents/{agent}/credentials",
-            get(agent_credentials).post(add_agent_credential),
+            get(list_credentials).post(add_credential),
         )
         .route(
             "/orgs/{org}/agents/{agent}/credentials/{credential}",
-            delete(revoke_agent_credential),
+            delete(revoke_credential),
         )
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))

@@ -3,15 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::MAX_AUDIENCES;
 use super::error::{AdminError, Result};
-use super::extract::{body, limit, org_id, path};
+use super::extract::{JsonBody, OrgInPath, QueryParams, limit};
 use super::views::{created, credential_json, org_json};
 use crate::app::{App, now};
 use crate::ids::{Audience, OrgId, Subject};
@@ -27,9 +26,8 @@ pub(super) struct Page {
 
 pub(super) async fn list_orgs(
     State(app): State<Arc<App>>,
-    q: std::result::Result<Query<Page>, QueryRejection>,
+    QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>> {
-    let Query(page) = q.map_err(|e| AdminError::bad_request(e.body_text()))?;
     let limit = limit(page.limit)?;
     let after = match page.after.as_deref() {
         None => None,
@@ -57,9 +55,8 @@ pub(super) struct NewOrg {
 
 pub(super) async fn create_org(
     State(app): State<Arc<App>>,
-    b: std::result::Result<Json<Value>, JsonRejection>,
+    JsonBody(b): JsonBody<NewOrg>,
 ) -> Result<Response> {
-    let b: NewOrg = body(b)?;
     let id = OrgId::parse(&b.id).map_err(|e| AdminError::bad_request(format!("id: {e}")))?;
     let audiences = match b.audiences {
         None => vec![Audience::sts()],
@@ -103,9 +100,8 @@ pub(super) async fn create_org(
 
 pub(super) async fn get_org(
     State(app): State<Arc<App>>,
-    p: std::result::Result<Path<String>, PathRejection>,
+    OrgInPath(org): OrgInPath,
 ) -> Result<Json<Value>> {
-    let org = org_id(&path(p)?)?;
     match app.store.org(&org).await? {
         Some(o) => Ok(Json(org_json(&o))),
         None => Err(AdminError::not_found(format!("org {org} does not exist"))),
