@@ -6,6 +6,8 @@
 //! requests share one round trip and one WAL flush, and durability costs little
 //! throughput.
 
+pub mod query;
+
 use std::sync::Arc;
 
 use prometheus_client::metrics::histogram::Histogram;

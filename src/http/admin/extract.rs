@@ -202,11 +202,3 @@ pub(super) fn public_keys(v: &Value) -> Result<Vec<PublicJwk>> {
     PublicJwk::parse_set(&v.to_string())
         .map_err(|e| AdminError::bad_request(format!("public_jwks: {e}")))
 }
-
-/// A page size: 100 unless given, at most 1000.
-pub(super) fn limit(l: Option<u32>) -> Result<u32> {
-    match l.unwrap_or(100) {
-        l @ 1..=1000 => Ok(l),
-        _ => Err(AdminError::bad_request("limit must be 1-1000")),
-    }
-}

@@ -24,9 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
-pub use audit::{audit_next, audit_query};
 pub use error::AdminError;
-pub use views::audit_json;
 
 use crate::app::App;
 use crate::principal::hash_secret;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::MAX_AUDIENCES;
 use super::error::{AdminError, Result};
-use super::extract::{JsonBody, OrgInPath, QueryParams, limit};
+use super::extract::{JsonBody, OrgInPath, QueryParams};
 use super::views::{created, credential_json, org_json};
 use crate::app::{App, now};
 use crate::ids::{Audience, OrgId, Subject};
@@ -22,6 +22,14 @@ use crate::store::OrgInfo;
 pub(super) struct Page {
     limit: Option<u32>,
     after: Option<String>,
+}
+
+/// A page of orgs: 100 unless given, at most 1000.
+fn limit(l: Option<u32>) -> Result<u32> {
+    match l.unwrap_or(100) {
+        l @ 1..=1000 => Ok(l),
+        _ => Err(AdminError::bad_request("limit must be 1-1000")),
+    }
 }
 
 pub(super) async fn list_orgs(

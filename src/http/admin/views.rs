@@ -1,11 +1,11 @@
-//! The JSON views of orgs, agents, credentials, keys and audit records.
+//! The JSON views of orgs, agents, credentials and keys (an audit record's is
+//! `audit::query::record_json`, which `audit show --json` prints too).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::audit::AuditRecord;
 use crate::ids::Audience;
 use crate::keys::StoredKey;
 use crate::principal::{Credential, CredentialKind};
@@ -44,15 +44,6 @@ pub(super) fn key_json(k: &StoredKey) -> Value {
         "created_at": k.created_at, "activated_at": k.activated_at,
         "retired_at": k.retired_at,
         "public_jwk": k.state.is_published().then(|| k.public_jwk.to_json()),
-    })
-}
-
-/// The JSON of an audit record (shared with `audit list --json`).
-pub fn audit_json(r: &AuditRecord) -> Value {
-    json!({
-        "jti": r.jti, "subject": r.subject, "org_id": r.org_id, "agent_id": r.agent_id,
-        "audience": r.audience, "kid": r.kid, "iat": r.iat, "exp": r.exp,
-        "auth_method": r.auth_method,
     })
 }
 
