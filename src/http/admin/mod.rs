@@ -4,7 +4,8 @@
 //! The document at `/admin/v1/openapi.json` (checked in as `docs/openapi.json`)
 //! describes every operation; `tests/schemathesis/run` fuzzes the server
 //! against it. Errors are `{"error", "message"}` JSON with the status the
-//! document names; no input produces a 5xx other than 503 for a store outage.
+//! document names (see `error.rs`); no input produces a 5xx: 503 is a store
+//! outage, 500 a fault of the issuer.
 
 mod agents;
 mod audit;
@@ -84,6 +85,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         })
         .fallback(|| async { AdminError::not_found("no such admin endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(error::name_request_id))
 }
 
 async fn openapi() -> impl IntoResponse {
