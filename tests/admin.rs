@@ -149,6 +149,8 @@ async fn orgs_and_agents_are_created_listed_and_used(backend: Backend) {
         json!({"id": "acme-", "audiences": []}),
         json!({"id": "beta", "audiences": []}),
         json!({"id": "beta", "max_ttl_seconds": 3601}),
+        json!({"id": "beta", "audiences": ["a", "b", "a"]}),
+        json!({"id": "beta", "audiences": (0..=100).map(|i| format!("a{i}")).collect::<Vec<_>>()}),
         json!({"id": "beta", "max_ttl_seconds": -1}),
         json!({"id": "beta", "unknown": 1}),
         json!({"audiences": ["x"]}),

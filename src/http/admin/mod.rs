@@ -41,9 +41,6 @@ pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 /// The largest admin request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The most audiences an org may allow.
-const MAX_AUDIENCES: usize = 20;
-
 /// The admin routes (nested under `/admin/v1`).
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let protected = Router::new()

@@ -8,13 +8,12 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::MAX_AUDIENCES;
 use super::error::{AdminError, Result};
 use super::extract::{JsonBody, OrgInPath, QueryParams};
 use super::views::{created, credential_json, org_json};
 use crate::app::{App, now};
 use crate::ids::{Audience, OrgId, Subject};
-use crate::principal::{Credential, MAX_TOKEN_TTL, OrgPolicy};
+use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, OrgPolicy, PolicyError};
 use crate::store::OrgInfo;
 
 #[derive(Deserialize)]
@@ -68,26 +67,20 @@ pub(super) async fn create_org(
     let id = OrgId::parse(&b.id).map_err(|e| AdminError::bad_request(format!("id: {e}")))?;
     let audiences = match b.audiences {
         None => vec![Audience::sts()],
-        Some(list) if list.is_empty() || list.len() > MAX_AUDIENCES => {
-            return Err(AdminError::bad_request(format!(
-                "audiences: give 1-{MAX_AUDIENCES}"
-            )));
-        }
         Some(list) => list
             .iter()
             .map(|a| Audience::parse(a))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| AdminError::bad_request(format!("audiences: {e}")))?,
     };
-    let max_ttl = b
-        .max_ttl_seconds
-        .unwrap_or(crate::principal::DEFAULT_ORG_MAX_TTL);
-    if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
-        return Err(AdminError::bad_request(format!(
-            "max_ttl_seconds must be 1-{MAX_TOKEN_TTL}"
-        )));
-    }
-    let policy = OrgPolicy { audiences, max_ttl };
+    let max_ttl = b.max_ttl_seconds.unwrap_or(DEFAULT_ORG_MAX_TTL);
+    let policy = OrgPolicy::new(audiences, max_ttl).map_err(|e| {
+        let field = match e {
+            PolicyError::MaxTtl(_) => "max_ttl_seconds",
+            _ => "audiences",
+        };
+        AdminError::bad_request(format!("{field}: {e}"))
+    })?;
     let (secret, credential) = Credential::new_secret();
     let t = now();
     app.store.create_org(&id, &policy, &credential, t).await?;
