@@ -14,8 +14,8 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// The largest page.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// The longest `jti` a cursor may name (longer ones were never issued).
-const MAX_JTI: usize = 128;
+/// The longest `jti` worth looking up: longer ones were never issued.
+pub const MAX_JTI: usize = 128;
 
 /// A filter over the audit log; results come newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

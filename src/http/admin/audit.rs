@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::error::{AdminError, Result};
 use super::extract::{PathParams, QueryParams};
 use crate::app::App;
-use crate::audit::query::{AuditFilter, AuditQuery, record_json};
+use crate::audit::query::{AuditFilter, AuditQuery, MAX_JTI, record_json};
 
 /// `GET /audit`: a page of records, newest first, and the cursor of the next.
 pub(super) async fn query_audit(
@@ -26,7 +26,7 @@ pub(super) async fn get_audit(
     State(app): State<Arc<App>>,
     PathParams(jti): PathParams<String>,
 ) -> Result<Json<Value>> {
-    if jti.len() > 128 {
+    if jti.len() > MAX_JTI {
         return Err(AdminError::not_found("no token has this jti"));
     }
     match app.store.token(&jti).await? {
