@@ -4,6 +4,8 @@
 
 pub mod writer;
 
+pub mod query;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

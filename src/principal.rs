@@ -36,6 +36,44 @@ pub struct OrgPolicy {
     pub max_ttl: u32,
 }
 
+/// The most audiences an org may allow: AWS accepts at most 100 client IDs
+/// (audiences) on one IAM OIDC provider, and an org's tokens are only useful
+/// for audiences the provider lists.
+pub const MAX_AUDIENCES: usize = 100;
+
+/// Why an org policy is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// No audience, or more than [`MAX_AUDIENCES`].
+    #[error("an org allows 1-{MAX_AUDIENCES} audiences, not {0}")]
+    AudienceCount(usize),
+    /// The same audience twice.
+    #[error("audience {0} is given twice")]
+    DuplicateAudience(Audience),
+    /// A longest token lifetime out of range.
+    #[error("the longest token lifetime must be 1-{MAX_TOKEN_TTL} seconds, not {0}")]
+    MaxTtl(u32),
+}
+
+impl OrgPolicy {
+    /// A policy of 1-[`MAX_AUDIENCES`] distinct audiences (the first is the
+    /// default) and a longest token lifetime of 1-[`MAX_TOKEN_TTL`] seconds.
+    /// The one check of a policy: `org create` and the admin API both call it.
+    pub fn new(audiences: Vec<Audience>, max_ttl: u32) -> Result<Self, PolicyError> {
+        if !(1..=MAX_AUDIENCES).contains(&audiences.len()) {
+            return Err(PolicyError::AudienceCount(audiences.len()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(audiences.len());
+        if let Some(twice) = audiences.iter().find(|a| !seen.insert(*a)) {
+            return Err(PolicyError::DuplicateAudience(twice.clone()));
+        }
+        if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
+            return Err(PolicyError::MaxTtl(max_ttl));
+        }
+        Ok(OrgPolicy { audiences, max_ttl })
+    }
+}
+
 impl Default for OrgPolicy {
     fn default() -> Self {
         OrgPolicy {
@@ -222,6 +260,35 @@ pub fn random_id(prefix: &str, bytes: usize) -> String {
 mod tests {
     use super::*;
     use crate::ids::Subject;
+
+    #[test]
+    fn an_org_policy_is_checked_once_here() {
+        let aud = |s: &str| Audience::parse(s).unwrap();
+        let p = OrgPolicy::new(vec![aud("a"), aud("b")], MAX_TOKEN_TTL).unwrap();
+        assert_eq!(p.audiences, [aud("a"), aud("b")]);
+        let many: Vec<Audience> = (0..=MAX_AUDIENCES).map(|i| aud(&format!("a{i}"))).collect();
+        assert!(OrgPolicy::new(many[..MAX_AUDIENCES].to_vec(), 900).is_ok());
+        assert_eq!(
+            OrgPolicy::new(many, 900),
+            Err(PolicyError::AudienceCount(MAX_AUDIENCES + 1))
+        );
+        assert_eq!(
+            OrgPolicy::new(Vec::new(), 900),
+            Err(PolicyError::AudienceCount(0))
+        );
+        assert_eq!(
+            OrgPolicy::new(vec![aud("a"), aud("b"), aud("a")], 900),
+            Err(PolicyError::DuplicateAudience(aud("a")))
+        );
+        for ttl in [0, MAX_TOKEN_TTL + 1] {
+            assert_eq!(
+                OrgPolicy::new(vec![aud("a")], ttl),
+                Err(PolicyError::MaxTtl(ttl))
+            );
+        }
+        let d = OrgPolicy::default();
+        assert_eq!(OrgPolicy::new(d.audiences.clone(), d.max_ttl), Ok(d));
+    }
 
     #[test]
     fn secrets_are_prefixed_long_and_hidden() {

@@ -1,12 +1,11 @@
 //! `audit list | show JTI | purge`: the record of every issued token.
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::app::{now, open_store};
 use crate::audit::AuditRecord;
+use crate::audit::query::{AuditFilter, AuditQuery, record_json};
 use crate::config::Settings;
-use crate::http::admin::{audit_json, audit_next, audit_query};
 
 /// `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -86,28 +85,22 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
             before,
             json,
         } => {
-            anyhow::ensure!((1..=1000).contains(&limit), "--limit must be 1-1000");
-            let since = since.map(|t| parse_time("--since", &t)).transpose()?;
-            let until = until.map(|t| parse_time("--until", &t)).transpose()?;
-            let query = audit_query(
-                org.as_deref(),
-                agent.as_deref(),
-                since,
-                until,
-                before.as_deref(),
-                limit,
-            )
-            .map_err(anyhow::Error::msg)?;
+            let filter = AuditFilter {
+                org,
+                agent,
+                since: since.map(|t| parse_time("--since", &t)).transpose()?,
+                until: until.map(|t| parse_time("--until", &t)).transpose()?,
+                before,
+                limit: Some(limit),
+            };
+            // The message names the field, which is also the flag.
+            let query = AuditQuery::parse(&filter).map_err(|e| anyhow::anyhow!("--{e}"))?;
             let records = store
                 .query_tokens(&query)
                 .await
                 .context("cannot read the audit log")?;
-            let next = audit_next(&records, limit);
             if json {
-                super::print_json(&json!({
-                    "tokens": records.iter().map(audit_json).collect::<Vec<_>>(),
-                    "next": next,
-                }));
+                super::print_json(&query.page_json(&records));
                 return Ok(());
             }
             if records.is_empty() {
@@ -128,7 +121,7 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                     r.jti
                 );
             }
-            if let Some(next) = next {
+            if let Some(next) = query.next(&records) {
                 println!("more: --before {next}");
             }
         }
@@ -139,7 +132,7 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                 .context("cannot read the audit log")?
                 .ok_or_else(|| anyhow::anyhow!("no token with jti {jti:?} is recorded"))?;
             if json {
-                super::print_json(&audit_json(&record));
+                super::print_json(&record_json(&record));
             } else {
                 print_record(&record);
             }

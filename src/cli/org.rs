@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::{now, open_store};
 use crate::config::Settings;
 use crate::ids::{Audience, OrgId, Subject};
-use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, MAX_TOKEN_TTL, OrgPolicy};
+use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, OrgPolicy, PolicyError};
 
 /// `org` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -68,12 +68,13 @@ pub async fn run(settings: Settings, cmd: OrgCommand) -> anyhow::Result<()> {
             .map(|a| Audience::parse(a))
             .collect::<Result<Vec<_>, _>>()?
     };
-    anyhow::ensure!(
-        (1..=MAX_TOKEN_TTL).contains(&max_ttl),
-        "--max-ttl must be 1-{MAX_TOKEN_TTL} seconds"
-    );
-    anyhow::ensure!(audiences.len() <= 100, "at most 100 audiences");
-    let policy = OrgPolicy { audiences, max_ttl };
+    let policy = OrgPolicy::new(audiences, max_ttl).map_err(|e| {
+        let flag = match e {
+            PolicyError::MaxTtl(_) => "--max-ttl",
+            _ => "--audience",
+        };
+        anyhow::anyhow!("{flag}: {e}")
+    })?;
     let store = open_store(&settings, false).await?;
     let (secret, credential) = Credential::new_secret();
     store

@@ -180,22 +180,7 @@ pub struct CredentialInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// A filter over the audit log; results come newest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditQuery {
-    /// Only this org's tokens.
-    pub org: Option<OrgId>,
-    /// Only this agent's tokens (with `org`).
-    pub agent: Option<AgentId>,
-    /// Only tokens issued at or after this time.
-    pub since: Option<i64>,
-    /// Only tokens issued before this time.
-    pub until: Option<i64>,
-    /// Only tokens older than this `(iat, jti)`: the cursor of the previous page.
-    pub before: Option<(i64, String)>,
-    /// At most this many.
-    pub limit: u32,
-}
+pub use crate::audit::query::AuditQuery;
 
 /// An admin API token as listed (the token itself is stored only as a hash).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,6 +149,8 @@ async fn orgs_and_agents_are_created_listed_and_used(backend: Backend) {
         json!({"id": "acme-", "audiences": []}),
         json!({"id": "beta", "audiences": []}),
         json!({"id": "beta", "max_ttl_seconds": 3601}),
+        json!({"id": "beta", "audiences": ["a", "b", "a"]}),
+        json!({"id": "beta", "audiences": (0..=100).map(|i| format!("a{i}")).collect::<Vec<_>>()}),
         json!({"id": "beta", "max_ttl_seconds": -1}),
         json!({"id": "beta", "unknown": 1}),
         json!({"audiences": ["x"]}),
@@ -554,6 +556,53 @@ async fn bad_requests_get_json_errors(backend: Backend) {
     assert_eq!(v["error"], "payload_too_large");
 }
 
+/// Writes behind the store's back, as a bug or a hand edit would.
+async fn tamper(app: &TestApp, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+async fn a_corrupt_row_is_an_internal_error_that_tells_nothing(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    assert_eq!(a.post("/orgs", json!({"id": "acme"})).await.0, 201);
+    tamper(
+        &a.app,
+        "UPDATE orgs SET audiences = 'marker-in-the-row' WHERE id = 'acme'",
+    )
+    .await;
+    for path in ["/orgs/acme", "/orgs"] {
+        let r = a
+            .app
+            .http
+            .get(a.url(path))
+            .bearer_auth(&a.token)
+            .header("x-request-id", "corrupt-row-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 500, "{path}");
+        // Not an outage: nothing tells the client to retry.
+        assert!(r.headers().get("retry-after").is_none(), "{path}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let text = r.text().await.unwrap();
+        // Exactly this: no row, column, org or store message reaches the client.
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "error": "internal",
+                "message": "an internal error occurred; the server log has the cause (request id corrupt-row-1)",
+            }),
+            "{path}"
+        );
+        for leak in ["marker", "audiences", "corrupt row", "acme"] {
+            assert!(!text.contains(leak), "{path}: {text}");
+        }
+    }
+}
+
 both_backends!(
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
@@ -561,6 +610,7 @@ both_backends!(
     keys_are_listed_rotated_and_revoked,
     audit_is_queried_by_org_agent_time_and_jti,
     bad_requests_get_json_errors,
+    a_corrupt_row_is_an_internal_error_that_tells_nothing,
 );
 
 /// Concurrent additions cannot pass the limit of two active secrets.
