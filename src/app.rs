@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::audit::writer::AuditWriter;
 use crate::clock::SystemClock;
 use crate::config::{KekSource, Settings};
+use crate::key_manager::KeyManager;
 use crate::keys::kek::KekError;
 use crate::keys::keyring::Endpoints;
 use crate::keys::rotation::Request;
@@ -18,7 +19,6 @@ use crate::metrics::Metrics;
 use crate::oauth::grant::TokenService;
 use crate::oauth::principals::PrincipalCache;
 use crate::ratelimit::KeyedLimit;
-use crate::rotation::KeyManager;
 use crate::store::{self, Backend, Store};
 
 pub use crate::clock::now;

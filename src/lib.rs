@@ -9,7 +9,7 @@
 //! 1. values: `ids`, `x509`, `clock`, `ratelimit`, `store::error`
 //! 2. domain: `principal`, `keys`, `oauth`, `audit`
 //! 3. store: `store`
-//! 4. services: `audit::writer`, `rotation`, `metrics`, `workload`, `aws`
+//! 4. services: `audit::writer`, `key_manager`, `metrics`, `workload`, `aws`
 //! 5. configuration: `config`
 //! 6. application: `app`
 //! 7. surfaces: `http`, `server`, `aws::doctor`
@@ -23,7 +23,8 @@
 //!   collaborators as traits: a principal source, an audit sink, a clock.
 //! - [`audit`]: audit records and the sink; [`audit::writer`], group commit.
 //! - [`store`]: storage traits and the SQL implementation (Postgres, SQLite).
-//! - [`rotation`]: applying rotation plans through the store, the scheduler.
+//! - [`key_manager`]: applying rotation plans through the store, the scheduler
+//!   (the plan itself is [`keys::rotation`]).
 //! - [`aws`]: trust policies, IAM evaluation, lint, and the doctor.
 //! - [`http`], [`server`]: the HTTP surface (serving, limits, TLS, admin API).
 //! - [`metrics`]: Prometheus metrics.
@@ -37,12 +38,12 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod key_manager;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
 pub mod principal;
 pub mod ratelimit;
-pub mod rotation;
 pub mod server;
 pub mod store;
 pub mod workload;

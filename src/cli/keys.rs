@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
+use crate::key_manager::KeyManager;
 use crate::keys::rotation::{Request, Transition, Urgency, next_transition};
-use crate::rotation::KeyManager;
 
 /// `keys` subcommands.
 #[derive(Debug, clap::Subcommand)]

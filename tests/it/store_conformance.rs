@@ -7,6 +7,7 @@ use std::sync::Arc;
 use common::*;
 use nomos_issuer::audit::{AssertionClaim, AuditRecord, Issued};
 use nomos_issuer::ids::{AgentId, Audience, OrgId, Subject};
+use nomos_issuer::key_manager::{KeyManager, Outcome};
 use nomos_issuer::keys::PublicJwk;
 use nomos_issuer::keys::keyring::{Endpoints, fingerprint};
 use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
@@ -14,7 +15,6 @@ use nomos_issuer::keys::{Alg, Kek, KekSet, KeyState, StoredKey, signer};
 use nomos_issuer::principal::{
     ClientSecret, Credential, CredentialKind, OrgPolicy, Principal, random_id,
 };
-use nomos_issuer::rotation::{KeyManager, Outcome};
 use nomos_issuer::store::{
     AdminToken, AgentInfo, AuditQuery, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, StoreError,
 };

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::http::layers::REQUEST_ID;
+use crate::key_manager::RotationError;
 use crate::keys::rotation::PlanError;
-use crate::rotation::RotationError;
 use crate::store::StoreError;
 
 /// An admin API error: `{"error": code, "message": text}`.
