@@ -45,12 +45,16 @@ fn invalid(name: &str, why: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Settings given on the command line or in the environment. Every field is
-/// optional so that the file and the defaults can fill the gaps.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// One layer of settings: the flags and `NOMOS_ISSUER_*` variables, or the
+/// TOML file, whose keys are the field names. Every field is optional so that
+/// a lower layer and the defaults can fill the gaps.
+#[derive(clap::Args, Deserialize, Debug, Clone, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConfigArgs {
     /// TOML configuration file (lowest precedence above the defaults)
     #[arg(long, env = "NOMOS_ISSUER_CONFIG", global = true, value_name = "FILE")]
+    // The file names no other file.
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "NOMOS_ISSUER_LISTEN", global = true, value_name = "ADDR")]
@@ -238,40 +242,77 @@ pub struct ConfigArgs {
         value_name = "FORMAT"
     )]
     pub log_format: Option<String>,
+    /// How long a client's credentials stay cached, in seconds [default: 600]
+    #[arg(skip)]
+    pub principal_cache_seconds: Option<u32>,
+    /// Largest token request body, in bytes [default: 16384]
+    #[arg(skip)]
+    pub max_body_bytes: Option<usize>,
 }
 
-/// The TOML file: the same settings, snake_case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    issuer: Option<String>,
-    database_url: Option<String>,
-    kek_file: Option<PathBuf>,
-    signing_alg: Option<String>,
-    token_ttl: Option<u32>,
-    jwks_max_age: Option<u32>,
-    assertion_skew: Option<u32>,
-    log_format: Option<String>,
-    previous_kek_files: Option<Vec<PathBuf>>,
-    rotation_period: Option<String>,
-    rotation_margin: Option<String>,
-    max_token_lifetime: Option<u32>,
-    verifier_skew: Option<u32>,
-    key_check_interval: Option<String>,
-    principal_cache_seconds: Option<u32>,
-    max_body_bytes: Option<usize>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    auth_failure_limit: Option<u32>,
-    address_rate_limit: Option<u32>,
-    max_concurrency: Option<usize>,
-    max_in_flight_per_address: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_address: Option<usize>,
-    operator_listen: Option<String>,
-    audit_retention: Option<String>,
+/// How a higher layer's value covers a lower one's.
+trait Layered {
+    fn over(self, lower: Self) -> Self;
 }
+
+impl<T> Layered for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// A list is set when it is not empty: a flag cannot say "none" apart from absent.
+impl<T> Layered for Vec<T> {
+    fn over(self, lower: Self) -> Self {
+        if self.is_empty() { lower } else { self }
+    }
+}
+
+/// `ConfigArgs::over`, written once for every field. Both the pattern and the
+/// struct expression are exhaustive, so a field left out of the list does not
+/// compile.
+macro_rules! layer_over {
+    ($($field:ident),* $(,)?) => {
+        impl ConfigArgs {
+            /// Each setting of `self` where it is set, else that of `lower`.
+            fn over(self, lower: ConfigArgs) -> ConfigArgs {
+                let ConfigArgs { $($field),* } = lower;
+                ConfigArgs { $($field: Layered::over(self.$field, $field)),* }
+            }
+        }
+    };
+}
+
+layer_over!(
+    config,
+    listen,
+    issuer,
+    database_url,
+    kek_file,
+    signing_alg,
+    token_ttl,
+    jwks_max_age,
+    assertion_skew,
+    previous_kek_files,
+    rotation_period,
+    rotation_margin,
+    max_token_lifetime,
+    verifier_skew,
+    key_check_interval,
+    tls_cert,
+    tls_key,
+    auth_failure_limit,
+    address_rate_limit,
+    max_concurrency,
+    max_in_flight_per_address,
+    max_connections,
+    max_connections_per_address,
+    operator_listen,
+    audit_retention,
+    log_format,
+    principal_cache_seconds,
+    max_body_bytes,
+);
 
 /// HTTPS: the certificate chain and key files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,9 +416,13 @@ impl Settings {
     pub fn resolve(args: &ConfigArgs, kek_env: Option<String>) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => ConfigArgs::default(),
         };
-        let listen_text = pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let layer = args.clone().over(file);
+        let listen_text = layer
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -385,15 +430,17 @@ impl Settings {
             )
         })?;
         let mut warnings = Vec::new();
-        let configured_issuer = pick(&args.issuer, &file.issuer);
+        let configured_issuer = layer.issuer.clone();
         let issuer_follows_listen = configured_issuer.is_none();
-        let scheme = match pick(&args.tls_cert, &file.tls_cert) {
+        let scheme = match layer.tls_cert {
             Some(_) => "https",
             None => "http",
         };
         let issuer = configured_issuer.unwrap_or_else(|| format!("{scheme}://{listen}"));
         check_issuer(&issuer, &mut warnings)?;
-        let database_url = pick(&args.database_url, &file.database_url)
+        let database_url = layer
+            .database_url
+            .clone()
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         let backend = Backend::of_url(&database_url).ok_or_else(|| {
             invalid(
@@ -401,7 +448,7 @@ impl Settings {
                 "use postgres://… (production) or sqlite:… (embedded)",
             )
         })?;
-        let kek_file = pick(&args.kek_file, &file.kek_file);
+        let kek_file = layer.kek_file.clone();
         let kek_is_default = kek_file.is_none();
         let kek = match (kek_env.filter(|k| !k.trim().is_empty()), kek_file) {
             (Some(_), Some(_)) => {
@@ -414,21 +461,20 @@ impl Settings {
             (None, Some(f)) => KekSource::File(f),
             (None, None) => KekSource::File(PathBuf::from(DEFAULT_KEK_FILE)),
         };
-        let alg_text = pick(&args.signing_alg, &file.signing_alg).unwrap_or_else(|| "ES256".into());
+        let alg_text = layer.signing_alg.clone().unwrap_or_else(|| "ES256".into());
         let signing_alg: Alg = alg_text.parse().map_err(|e| invalid("signing_alg", e))?;
-        let token_ttl = pick(&args.token_ttl, &file.token_ttl).unwrap_or(300);
+        let token_ttl = layer.token_ttl.unwrap_or(300);
         if token_ttl == 0 || token_ttl > MAX_TOKEN_TTL {
             return Err(invalid(
                 "token_ttl",
                 format!("{token_ttl} is outside 1-{MAX_TOKEN_TTL} seconds"),
             ));
         }
-        let jwks_max_age = pick(&args.jwks_max_age, &file.jwks_max_age).unwrap_or(300);
+        let jwks_max_age = layer.jwks_max_age.unwrap_or(300);
         if jwks_max_age > 86_400 {
             return Err(invalid("jwks_max_age", "at most 86400 seconds"));
         }
-        let max_token_lifetime =
-            pick(&args.max_token_lifetime, &file.max_token_lifetime).unwrap_or(MAX_TOKEN_TTL);
+        let max_token_lifetime = layer.max_token_lifetime.unwrap_or(MAX_TOKEN_TTL);
         if max_token_lifetime == 0 || max_token_lifetime > MAX_TOKEN_TTL {
             return Err(invalid(
                 "max_token_lifetime",
@@ -443,21 +489,17 @@ impl Settings {
                 ),
             ));
         }
-        let verifier_skew = pick(&args.verifier_skew, &file.verifier_skew).unwrap_or(300);
+        let verifier_skew = layer.verifier_skew.unwrap_or(300);
         if verifier_skew > 3600 {
             return Err(invalid("verifier_skew", "at most 3600 seconds"));
         }
         let rotation_period = duration(
             "rotation_period",
-            pick(&args.rotation_period, &file.rotation_period)
-                .as_deref()
-                .unwrap_or("7d"),
+            layer.rotation_period.as_deref().unwrap_or("7d"),
         )?;
         let rotation_margin = duration(
             "rotation_margin",
-            pick(&args.rotation_margin, &file.rotation_margin)
-                .as_deref()
-                .unwrap_or("5m"),
+            layer.rotation_margin.as_deref().unwrap_or("5m"),
         )?;
         if rotation_margin.as_secs() < 1 {
             return Err(invalid(
@@ -467,9 +509,7 @@ impl Settings {
         }
         let key_check_interval = duration(
             "key_check_interval",
-            pick(&args.key_check_interval, &file.key_check_interval)
-                .as_deref()
-                .unwrap_or("10s"),
+            layer.key_check_interval.as_deref().unwrap_or("10s"),
         )?;
         if key_check_interval.is_zero() || key_check_interval > Duration::from_secs(600) {
             return Err(invalid("key_check_interval", "use 1s to 10m"));
@@ -485,16 +525,12 @@ impl Settings {
         rotation
             .validate()
             .map_err(|(name, why)| invalid(&name, why))?;
-        let previous_kek_files = if args.previous_kek_files.is_empty() {
-            file.previous_kek_files.clone().unwrap_or_default()
-        } else {
-            args.previous_kek_files.clone()
-        };
-        let assertion_skew = pick(&args.assertion_skew, &file.assertion_skew).unwrap_or(30);
+        let previous_kek_files = layer.previous_kek_files.clone();
+        let assertion_skew = layer.assertion_skew.unwrap_or(30);
         if assertion_skew > 300 {
             return Err(invalid("assertion_skew", "at most 300 seconds"));
         }
-        let log_format = match pick(&args.log_format, &file.log_format).as_deref() {
+        let log_format = match layer.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -504,45 +540,32 @@ impl Settings {
                 ));
             }
         };
-        let cache = file.principal_cache_seconds.unwrap_or(600);
+        let cache = layer.principal_cache_seconds.unwrap_or(600);
         if cache == 0 || cache > 3600 {
             return Err(invalid("principal_cache_seconds", "use 1-3600 seconds"));
         }
-        let max_body_bytes = file.max_body_bytes.unwrap_or(16 * 1024);
+        let max_body_bytes = layer.max_body_bytes.unwrap_or(16 * 1024);
         if !(1024..=1024 * 1024).contains(&max_body_bytes) {
             return Err(invalid("max_body_bytes", "use 1024-1048576 bytes"));
         }
-        let tls = match (
-            pick(&args.tls_cert, &file.tls_cert),
-            pick(&args.tls_key, &file.tls_key),
-        ) {
+        let tls = match (layer.tls_cert.clone(), layer.tls_key.clone()) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set: set tls_key too")),
             (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set: set tls_cert too")),
         };
-        let auth_failure_limit =
-            pick(&args.auth_failure_limit, &file.auth_failure_limit).unwrap_or(20);
-        let address_rate_limit =
-            pick(&args.address_rate_limit, &file.address_rate_limit).unwrap_or(200);
-        let max_concurrency = pick(&args.max_concurrency, &file.max_concurrency).unwrap_or(1024);
+        let auth_failure_limit = layer.auth_failure_limit.unwrap_or(20);
+        let address_rate_limit = layer.address_rate_limit.unwrap_or(200);
+        let max_concurrency = layer.max_concurrency.unwrap_or(1024);
         if !(1..=100_000).contains(&max_concurrency) {
             return Err(invalid("max_concurrency", "use 1-100000"));
         }
-        let max_in_flight_per_address = pick(
-            &args.max_in_flight_per_address,
-            &file.max_in_flight_per_address,
-        )
-        .unwrap_or(128);
-        let max_connections = pick(&args.max_connections, &file.max_connections).unwrap_or(10_000);
+        let max_in_flight_per_address = layer.max_in_flight_per_address.unwrap_or(128);
+        let max_connections = layer.max_connections.unwrap_or(10_000);
         if !(16..=1_000_000).contains(&max_connections) {
             return Err(invalid("max_connections", "use 16-1000000"));
         }
-        let max_connections_per_address = pick(
-            &args.max_connections_per_address,
-            &file.max_connections_per_address,
-        )
-        .unwrap_or(256);
+        let max_connections_per_address = layer.max_connections_per_address.unwrap_or(256);
         if max_connections_per_address > max_connections {
             return Err(invalid(
                 "max_connections_per_address",
@@ -551,7 +574,7 @@ impl Settings {
                 ),
             ));
         }
-        let operator_listen = match pick(&args.operator_listen, &file.operator_listen) {
+        let operator_listen = match layer.operator_listen.clone() {
             None => None,
             Some(text) => {
                 let addr: SocketAddr = text.parse().map_err(|_| {
@@ -569,8 +592,10 @@ impl Settings {
                 Some(addr)
             }
         };
-        let retention_text =
-            pick(&args.audit_retention, &file.audit_retention).unwrap_or_else(|| "90d".into());
+        let retention_text = layer
+            .audit_retention
+            .clone()
+            .unwrap_or_else(|| "90d".into());
         let audit_retention = match retention_text.trim() {
             "0" | "0s" => None,
             text => {
@@ -623,11 +648,7 @@ fn duration(name: &str, text: &str) -> Result<Duration, ConfigError> {
     })
 }
 
-fn pick<T: Clone>(flag_or_env: &Option<T>, file: &Option<T>) -> Option<T> {
-    flag_or_env.clone().or_else(|| file.clone())
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<ConfigArgs, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid("config", format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| invalid("config", format!("{}: {e}", path.display())))
@@ -810,5 +831,69 @@ mod tests {
         let s = Settings::resolve(&a, None).unwrap();
         assert!(s.warnings.is_empty());
         assert!(!format!("{:?}", KekSource::Env("c2VjcmV0".into())).contains("c2Vj"));
+    }
+
+    /// The keys serde accepts for `T`: its derive hands them to `deserialize_struct`.
+    fn file_keys<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        struct Keys<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Keys<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(serde::de::Error::custom("only the keys were wanted"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                enum identifier ignored_any
+            }
+        }
+        let mut keys: &'static [&'static str] = &[];
+        let _ = T::deserialize(Keys(&mut keys));
+        keys
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_a_variable_and_a_file_key() {
+        use clap::Args;
+        // Settings still read from the file only.
+        const FILE_ONLY: &[&str] = &["principal_cache_seconds", "max_body_bytes"];
+        let command = ConfigArgs::augment_args(clap::Command::new("t"));
+        let mut flags = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            // One file per flag, a list in the file and the variable.
+            let long = match id {
+                "previous_kek_files" => "previous-kek-file".to_owned(),
+                _ => id.replace('_', "-"),
+            };
+            assert_eq!(arg.get_long(), Some(long.as_str()), "the flag of {id}");
+            let env = format!("NOMOS_ISSUER_{}", id.to_uppercase());
+            assert_eq!(arg.get_env(), Some(env.as_ref()), "the variable of {id}");
+            assert!(arg.is_global_set(), "{id} is accepted after any command");
+            // `--config` names the file: it is no key of it.
+            if id != "config" {
+                flags.push(id);
+            }
+        }
+        let mut keys: Vec<&str> = file_keys::<ConfigArgs>()
+            .iter()
+            .copied()
+            .filter(|key| !FILE_ONLY.contains(key))
+            .collect();
+        flags.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(flags, keys, "the flags and the file keys");
     }
 }
