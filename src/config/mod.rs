@@ -110,6 +110,14 @@ pub struct ConfigArgs {
         value_name = "SECONDS"
     )]
     pub assertion_skew: Option<u32>,
+    /// How long a client's credentials stay cached, in seconds (1-3600); changes reach every replica within a second anyway [default: 600]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub principal_cache_seconds: Option<u32>,
     /// Earlier key-encryption keys, only to decrypt keys not yet re-wrapped (repeat, or comma-separate)
     #[arg(
         long = "previous-kek-file",
@@ -218,6 +226,14 @@ pub struct ConfigArgs {
         value_name = "N"
     )]
     pub max_connections_per_address: Option<usize>,
+    /// Largest token request body, in bytes (1024-1048576); the admin API takes up to 64 KiB [default: 16384]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_BODY_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: Option<usize>,
     /// A second listener for /metrics and /admin (operators only); when set, the main listener answers 404 for them [default: none: everything on --listen]
     #[arg(
         long,
@@ -242,12 +258,6 @@ pub struct ConfigArgs {
         value_name = "FORMAT"
     )]
     pub log_format: Option<String>,
-    /// How long a client's credentials stay cached, in seconds [default: 600]
-    #[arg(skip)]
-    pub principal_cache_seconds: Option<u32>,
-    /// Largest token request body, in bytes [default: 16384]
-    #[arg(skip)]
-    pub max_body_bytes: Option<usize>,
 }
 
 /// How a higher layer's value covers a lower one's.
@@ -293,6 +303,7 @@ layer_over!(
     token_ttl,
     jwks_max_age,
     assertion_skew,
+    principal_cache_seconds,
     previous_kek_files,
     rotation_period,
     rotation_margin,
@@ -307,11 +318,10 @@ layer_over!(
     max_in_flight_per_address,
     max_connections,
     max_connections_per_address,
+    max_body_bytes,
     operator_listen,
     audit_retention,
     log_format,
-    principal_cache_seconds,
-    max_body_bytes,
 );
 
 /// HTTPS: the certificate chain and key files.
@@ -867,8 +877,6 @@ mod tests {
     #[test]
     fn every_setting_is_a_flag_a_variable_and_a_file_key() {
         use clap::Args;
-        // Settings still read from the file only.
-        const FILE_ONLY: &[&str] = &["principal_cache_seconds", "max_body_bytes"];
         let command = ConfigArgs::augment_args(clap::Command::new("t"));
         let mut flags = Vec::new();
         for arg in command.get_arguments() {
@@ -887,13 +895,87 @@ mod tests {
                 flags.push(id);
             }
         }
-        let mut keys: Vec<&str> = file_keys::<ConfigArgs>()
-            .iter()
-            .copied()
-            .filter(|key| !FILE_ONLY.contains(key))
-            .collect();
+        let mut keys = file_keys::<ConfigArgs>().to_vec();
         flags.sort_unstable();
         keys.sort_unstable();
         assert_eq!(flags, keys, "the flags and the file keys");
+    }
+
+    /// Settings from a command line (and this process's environment).
+    fn parse(argv: &[&str]) -> Result<Settings, ConfigError> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        Settings::resolve(&cli.config, None)
+    }
+
+    #[test]
+    fn principal_cache_seconds_and_max_body_bytes_are_flags() {
+        let s = parse(&["t"]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(600));
+        assert_eq!(s.max_body_bytes, 16_384);
+        let argv = [
+            "t",
+            "--principal-cache-seconds",
+            "60",
+            "--max-body-bytes",
+            "2048",
+        ];
+        let s = parse(&argv).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(60));
+        assert_eq!(s.max_body_bytes, 2048);
+        let e = parse(&["t", "--principal-cache-seconds", "0"]).unwrap_err();
+        assert_eq!(e.name, "principal_cache_seconds");
+        let e = parse(&["t", "--max-body-bytes", "10"]).unwrap_err();
+        assert_eq!(e.name, "max_body_bytes");
+        // Over the file's.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "principal_cache_seconds = 30\nmax_body_bytes = 4096\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let s = parse(&["t", "--config", config]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(30));
+        assert_eq!(s.max_body_bytes, 4096);
+        let s = parse(&["t", "--config", config, "--max-body-bytes", "2048"]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(30));
+        assert_eq!(s.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn principal_cache_seconds_and_max_body_bytes_are_variables() {
+        const VARIABLES: [(&str, &str); 2] = [
+            ("NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS", "60"),
+            ("NOMOS_ISSUER_MAX_BODY_BYTES", "2048"),
+        ];
+        const CHILD: &str = "NOMOS_CONFIG_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let s = parse(&["t"]).unwrap();
+            assert_eq!(s.principal_cache_ttl, Duration::from_secs(60));
+            assert_eq!(s.max_body_bytes, 2048);
+            return;
+        }
+        // Setting a variable in this multi-threaded test process is unsound,
+        // so this test runs itself again in a child that has them.
+        let module = module_path!().split_once("::").unwrap().1;
+        let name = format!("{module}::principal_cache_seconds_and_max_body_bytes_are_variables");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name.as_str(), "--exact"])
+            .envs(VARIABLES)
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran the test: {stdout}"
+        );
     }
 }
