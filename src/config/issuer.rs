@@ -15,7 +15,6 @@ pub(super) struct Issuer {
 
 /// The configured issuer, else `http(s)://<listen>`, https when TLS is set.
 pub(super) fn resolve(layer: &ConfigArgs, listen: SocketAddr) -> Result<Issuer, ConfigError> {
-    let mut warnings = Vec::new();
     let configured_issuer = layer.issuer.clone();
     let follows_listen = configured_issuer.is_none();
     let scheme = match layer.tls_cert {
@@ -23,7 +22,7 @@ pub(super) fn resolve(layer: &ConfigArgs, listen: SocketAddr) -> Result<Issuer, 
         None => "http",
     };
     let issuer = configured_issuer.unwrap_or_else(|| format!("{scheme}://{listen}"));
-    check_issuer(&issuer, &mut warnings)?;
+    let warnings = check_issuer_url(&issuer)?;
     Ok(Issuer {
         issuer,
         follows_listen,
@@ -31,16 +30,17 @@ pub(super) fn resolve(layer: &ConfigArgs, listen: SocketAddr) -> Result<Issuer, 
     })
 }
 
-/// The warnings a valid issuer URL earns (not https, a port).
+/// The warnings a valid issuer URL earns (not https, a port); none for an
+/// invalid one.
 pub fn issuer_warnings(issuer: &str) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let _ = check_issuer(issuer, &mut warnings);
-    warnings
+    check_issuer_url(issuer).unwrap_or_default()
 }
 
-/// AWS compares `iss` with the provider URL as a string: no trailing slash,
-/// no query or fragment, at most 255 characters, https.
-fn check_issuer(issuer: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+/// Checks an issuer URL by the rules of an AWS OIDC provider, whose URL AWS
+/// compares with `iss` as a string: no trailing slash, no query or fragment,
+/// at most 255 characters, https. Returns the warnings a valid URL earns (not
+/// https, a port), or the error naming `issuer`.
+pub fn check_issuer_url(issuer: &str) -> Result<Vec<String>, ConfigError> {
     let url = url::Url::parse(issuer)
         .map_err(|e| invalid("issuer", format!("{issuer:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
@@ -64,6 +64,7 @@ fn check_issuer(issuer: &str, warnings: &mut Vec<String>) -> Result<(), ConfigEr
     if issuer.len() > 255 {
         return Err(invalid("issuer", "AWS accepts at most 255 characters"));
     }
+    let mut warnings = Vec::new();
     if url.scheme() != "https" {
         warnings.push(format!(
             "issuer {issuer} is not https: AWS will refuse it as an OIDC provider (fine for local work)"
@@ -71,5 +72,31 @@ fn check_issuer(issuer: &str, warnings: &mut Vec<String>) -> Result<(), ConfigEr
     } else if url.port().is_some() {
         warnings.push(format!("issuer {issuer} has a port: AWS expects none"));
     }
-    Ok(())
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_issuer_url_returns_the_warnings_or_the_error() {
+        assert_eq!(
+            check_issuer_url("https://id.example.com/acme").unwrap(),
+            Vec::<String>::new()
+        );
+        let warnings = check_issuer_url("https://id.example.com:8443").unwrap();
+        assert!(warnings[0].contains("has a port"), "{warnings:?}");
+        let warnings = check_issuer_url("http://127.0.0.1:8080").unwrap();
+        assert!(warnings[0].contains("AWS will refuse"), "{warnings:?}");
+        for bad in [
+            "https://id.example.com/",
+            "https://u@id.example.com",
+            "id.example.com",
+        ] {
+            assert_eq!(check_issuer_url(bad).unwrap_err().name, "issuer", "{bad}");
+            assert!(issuer_warnings(bad).is_empty(), "{bad}");
+        }
+        assert_eq!(issuer_warnings("http://127.0.0.1:8080").len(), 1);
+    }
 }

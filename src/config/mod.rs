@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::keys::rotation::Policy;
 use crate::store::Backend;
 
-pub use issuer::issuer_warnings;
+pub use issuer::{check_issuer_url, issuer_warnings};
 pub use keks::{DEFAULT_KEK_FILE, KekSource};
 pub use layer::ConfigArgs;
 pub use tls::TlsFiles;
