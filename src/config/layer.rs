@@ -1,0 +1,451 @@
+//! The one declaration of every setting: a flag, a `NOMOS_ISSUER_*` variable
+//! and a key of the `--config` file alike, and how the layers cover each other.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+/// One layer of settings: the flags and `NOMOS_ISSUER_*` variables, or the
+/// TOML file, whose keys are the field names. Every field is optional so that
+/// a lower layer and the defaults can fill the gaps.
+#[derive(clap::Args, Deserialize, Debug, Clone, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigArgs {
+    /// TOML configuration file (lowest precedence above the defaults)
+    #[arg(long, env = "NOMOS_ISSUER_CONFIG", global = true, value_name = "FILE")]
+    // The file names no other file.
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "NOMOS_ISSUER_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Issuer URL, the `iss` of every token; AWS requires https [default: http://<listen>]
+    #[arg(long, env = "NOMOS_ISSUER_ISSUER", global = true, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// postgres://… or sqlite:… [default: sqlite://data/nomos-issuer.db]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_DATABASE_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// File holding the base64 key-encryption key; NOMOS_ISSUER_KEK may hold it instead [default: keys/kek]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_KEK_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub kek_file: Option<PathBuf>,
+    /// Token signing algorithm: ES256 or RS256 [default: ES256]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_SIGNING_ALG",
+        global = true,
+        value_name = "ALG"
+    )]
+    pub signing_alg: Option<String>,
+    /// Default token lifetime in seconds, capped by each org's maximum [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_TOKEN_TTL",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub token_ttl: Option<u32>,
+    /// The longest a verifier may cache the JWKS (Cache-Control max-age; key rotation waits on it), in seconds [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_JWKS_MAX_AGE",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub jwks_max_age: Option<u32>,
+    /// Clock skew allowed on client assertions, in seconds [default: 30]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ASSERTION_SKEW",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub assertion_skew: Option<u32>,
+    /// How long a client's credentials stay cached, in seconds (1-3600); changes reach every replica within a second anyway [default: 600]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub principal_cache_seconds: Option<u32>,
+    /// Earlier key-encryption keys, only to decrypt keys not yet re-wrapped (repeat, or comma-separate)
+    #[arg(
+        long = "previous-kek-file",
+        env = "NOMOS_ISSUER_PREVIOUS_KEK_FILES",
+        global = true,
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub previous_kek_files: Vec<PathBuf>,
+    /// How long a key signs before the next one takes over, e.g. 7d, 12h [default: 7d]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ROTATION_PERIOD",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub rotation_period: Option<String>,
+    /// Safety margin added to every rotation wait, e.g. 5m [default: 5m]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ROTATION_MARGIN",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub rotation_margin: Option<String>,
+    /// The longest lifetime any token may have, in seconds (at most 3600) [default: 3600]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_TOKEN_LIFETIME",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub max_token_lifetime: Option<u32>,
+    /// Clock skew verifiers allow past exp, in seconds (AWS allows 300) [default: 300]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_VERIFIER_SKEW",
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub verifier_skew: Option<u32>,
+    /// How often serve checks the rotation plan, e.g. 10s [default: 10s]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_KEY_CHECK_INTERVAL",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub key_check_interval: Option<String>,
+    /// PEM file with the TLS certificate chain, leaf first; serves HTTPS (reloaded on change and on SIGHUP)
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_TLS_CERT",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, env = "NOMOS_ISSUER_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Failed authentications per second allowed per client id and source address, bursts of twice that (then 429); valid credentials are never refused; 0 turns it off [default: 20]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_AUTH_FAILURE_LIMIT",
+        global = true,
+        value_name = "PER_SECOND"
+    )]
+    pub auth_failure_limit: Option<u32>,
+    /// Token requests per second allowed per source address, bursts of twice that; 0 turns it off. Behind a proxy every request comes from the proxy's address [default: 200]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ADDRESS_RATE_LIMIT",
+        global = true,
+        value_name = "PER_SECOND"
+    )]
+    pub address_rate_limit: Option<u32>,
+    /// Requests handled at once, counted apart for discovery/JWKS/health and for everything else; beyond it the issuer answers 503 at once [default: 1024]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONCURRENCY",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_concurrency: Option<usize>,
+    /// Token and admin requests one source address may have in flight (then 429); 0 turns it off. Behind a proxy every request comes from the proxy's address [default: 128]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_IN_FLIGHT_PER_ADDRESS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_in_flight_per_address: Option<usize>,
+    /// Open connections per listener; more are closed at once (also capped by the file-descriptor limit) [default: 10000]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
+    /// Open connections one source address may hold per listener; 0 turns it off. Behind a proxy, raise it or turn it off [default: 256]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_CONNECTIONS_PER_ADDRESS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections_per_address: Option<usize>,
+    /// Largest token request body, in bytes (1024-1048576); the admin API takes up to 64 KiB [default: 16384]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_MAX_BODY_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: Option<usize>,
+    /// A second listener for /metrics and /admin (operators only); when set, the main listener answers 404 for them [default: none: everything on --listen]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_OPERATOR_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub operator_listen: Option<String>,
+    /// How long audit records are kept, e.g. 90d; serve purges older ones hourly; 0 keeps them forever [default: 90d]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_AUDIT_RETENTION",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub audit_retention: Option<String>,
+    /// Log format: text or json [default: text]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_LOG_FORMAT",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<String>,
+}
+
+/// How a higher layer's value covers a lower one's.
+trait Layered {
+    fn over(self, lower: Self) -> Self;
+}
+
+impl<T> Layered for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// A list is set when it is not empty: a flag cannot say "none" apart from absent.
+impl<T> Layered for Vec<T> {
+    fn over(self, lower: Self) -> Self {
+        if self.is_empty() { lower } else { self }
+    }
+}
+
+/// `ConfigArgs::over`, written once for every field. Both the pattern and the
+/// struct expression are exhaustive, so a field left out of the list does not
+/// compile.
+macro_rules! layer_over {
+    ($($field:ident),* $(,)?) => {
+        impl ConfigArgs {
+            /// Each setting of `self` where it is set, else that of `lower`.
+            fn over(self, lower: ConfigArgs) -> ConfigArgs {
+                let ConfigArgs { $($field),* } = lower;
+                ConfigArgs { $($field: Layered::over(self.$field, $field)),* }
+            }
+        }
+    };
+}
+
+layer_over!(
+    config,
+    listen,
+    issuer,
+    database_url,
+    kek_file,
+    signing_alg,
+    token_ttl,
+    jwks_max_age,
+    assertion_skew,
+    principal_cache_seconds,
+    previous_kek_files,
+    rotation_period,
+    rotation_margin,
+    max_token_lifetime,
+    verifier_skew,
+    key_check_interval,
+    tls_cert,
+    tls_key,
+    auth_failure_limit,
+    address_rate_limit,
+    max_concurrency,
+    max_in_flight_per_address,
+    max_connections,
+    max_connections_per_address,
+    max_body_bytes,
+    operator_listen,
+    audit_retention,
+    log_format,
+);
+
+impl ConfigArgs {
+    /// These flags and variables over the `--config` file, if there is one.
+    pub(super) fn over_file(&self) -> Result<ConfigArgs, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => ConfigArgs::default(),
+        };
+        Ok(self.clone().over(file))
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigArgs, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| invalid("config", format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Settings;
+
+    /// The keys serde accepts for `T`: its derive hands them to `deserialize_struct`.
+    fn file_keys<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        struct Keys<'a>(&'a mut &'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for Keys<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(serde::de::Error::custom("only the keys were wanted"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                enum identifier ignored_any
+            }
+        }
+        let mut keys: &'static [&'static str] = &[];
+        let _ = T::deserialize(Keys(&mut keys));
+        keys
+    }
+
+    #[test]
+    fn every_setting_is_a_flag_a_variable_and_a_file_key() {
+        use clap::Args;
+        let command = ConfigArgs::augment_args(clap::Command::new("t"));
+        let mut flags = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            // One file per flag, a list in the file and the variable.
+            let long = match id {
+                "previous_kek_files" => "previous-kek-file".to_owned(),
+                _ => id.replace('_', "-"),
+            };
+            assert_eq!(arg.get_long(), Some(long.as_str()), "the flag of {id}");
+            let env = format!("NOMOS_ISSUER_{}", id.to_uppercase());
+            assert_eq!(arg.get_env(), Some(env.as_ref()), "the variable of {id}");
+            assert!(arg.is_global_set(), "{id} is accepted after any command");
+            // `--config` names the file: it is no key of it.
+            if id != "config" {
+                flags.push(id);
+            }
+        }
+        let keys = file_keys::<ConfigArgs>();
+        let no_key: Vec<_> = flags.iter().filter(|id| !keys.contains(id)).collect();
+        let no_flag: Vec<_> = keys.iter().filter(|key| !flags.contains(key)).collect();
+        assert!(
+            no_key.is_empty() && no_flag.is_empty(),
+            "flags that are no file key: {no_key:?}; file keys that are no flag: {no_flag:?}"
+        );
+    }
+
+    /// Settings from a command line (and this process's environment).
+    fn parse(argv: &[&str]) -> Result<Settings, ConfigError> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        Settings::resolve(&cli.config, None)
+    }
+
+    #[test]
+    fn principal_cache_seconds_and_max_body_bytes_are_flags() {
+        let s = parse(&["t"]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(600));
+        assert_eq!(s.max_body_bytes, 16_384);
+        let argv = [
+            "t",
+            "--principal-cache-seconds",
+            "60",
+            "--max-body-bytes",
+            "2048",
+        ];
+        let s = parse(&argv).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(60));
+        assert_eq!(s.max_body_bytes, 2048);
+        let e = parse(&["t", "--principal-cache-seconds", "0"]).unwrap_err();
+        assert_eq!(e.name, "principal_cache_seconds");
+        let e = parse(&["t", "--max-body-bytes", "10"]).unwrap_err();
+        assert_eq!(e.name, "max_body_bytes");
+        // Over the file's.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "principal_cache_seconds = 30\nmax_body_bytes = 4096\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let s = parse(&["t", "--config", config]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(30));
+        assert_eq!(s.max_body_bytes, 4096);
+        let s = parse(&["t", "--config", config, "--max-body-bytes", "2048"]).unwrap();
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(30));
+        assert_eq!(s.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn principal_cache_seconds_and_max_body_bytes_are_variables() {
+        const VARIABLES: [(&str, &str); 2] = [
+            ("NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS", "60"),
+            ("NOMOS_ISSUER_MAX_BODY_BYTES", "2048"),
+        ];
+        const CHILD: &str = "NOMOS_CONFIG_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let s = parse(&["t"]).unwrap();
+            assert_eq!(s.principal_cache_ttl, Duration::from_secs(60));
+            assert_eq!(s.max_body_bytes, 2048);
+            return;
+        }
+        // Setting a variable in this multi-threaded test process is unsound,
+        // so this test runs itself again in a child that has them.
+        let module = module_path!().split_once("::").unwrap().1;
+        let name = format!("{module}::principal_cache_seconds_and_max_body_bytes_are_variables");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name.as_str(), "--exact"])
+            .envs(VARIABLES)
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran the test: {stdout}"
+        );
+    }
+}
