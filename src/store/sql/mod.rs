@@ -152,54 +152,54 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 5] {
             (
                 1,
                 "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
+                include_str!("../../../migrations/postgres/0001_init.sql"),
             ),
             (
                 2,
                 "session claims",
-                include_str!("../../migrations/postgres/0002_session_claims.sql"),
+                include_str!("../../../migrations/postgres/0002_session_claims.sql"),
             ),
             (
                 3,
                 "principal changes",
-                include_str!("../../migrations/postgres/0003_principal_changes.sql"),
+                include_str!("../../../migrations/postgres/0003_principal_changes.sql"),
             ),
             (
                 4,
                 "admin tokens and audit by time",
-                include_str!("../../migrations/postgres/0004_admin.sql"),
+                include_str!("../../../migrations/postgres/0004_admin.sql"),
             ),
             (
                 5,
                 "change log in commit order",
-                include_str!("../../migrations/postgres/0005_change_log_order.sql"),
+                include_str!("../../../migrations/postgres/0005_change_log_order.sql"),
             ),
         ],
         Backend::Sqlite => [
             (
                 1,
                 "init",
-                include_str!("../../migrations/sqlite/0001_init.sql"),
+                include_str!("../../../migrations/sqlite/0001_init.sql"),
             ),
             (
                 2,
                 "session claims",
-                include_str!("../../migrations/sqlite/0002_session_claims.sql"),
+                include_str!("../../../migrations/sqlite/0002_session_claims.sql"),
             ),
             (
                 3,
                 "principal changes",
-                include_str!("../../migrations/sqlite/0003_principal_changes.sql"),
+                include_str!("../../../migrations/sqlite/0003_principal_changes.sql"),
             ),
             (
                 4,
                 "admin tokens and audit by time",
-                include_str!("../../migrations/sqlite/0004_admin.sql"),
+                include_str!("../../../migrations/sqlite/0004_admin.sql"),
             ),
             (
                 5,
                 "change log in commit order",
-                include_str!("../../migrations/sqlite/0005_change_log_order.sql"),
+                include_str!("../../../migrations/sqlite/0005_change_log_order.sql"),
             ),
         ],
     }
