@@ -4,6 +4,8 @@
 //! The only per-backend differences are the migration files and how a write
 //! transaction takes its lock.
 
+mod rows;
+
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
@@ -24,8 +26,12 @@ use super::{
 use crate::audit::{AssertionClaim, AuditRecord, Issued};
 use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
-use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
+use crate::keys::{KeyState, PublicJwk, StoredKey};
 use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
+use rows::{
+    admin_token_from_row, agent_from_row, audit_from_row, credential_from_row, key_from_row,
+    org_from_row, policy_from_row,
+};
 
 /// A store on Postgres or SQLite. `Debug` leaves out the URL: it may hold
 /// the database password.
@@ -318,60 +324,6 @@ impl SqlStore {
         }
         Ok(tx)
     }
-}
-
-fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
-    let kid: String = row.try_get("kid")?;
-    let alg = Alg::from_str(&row.try_get::<String, _>("alg")?).map_err(corrupt)?;
-    let state = KeyState::from_str(&row.try_get::<String, _>("state")?).map_err(corrupt)?;
-    let jwk_text: String = row.try_get("public_jwk")?;
-    let public_jwk = serde_json::from_str(&jwk_text)
-        .ok()
-        .and_then(|v| PublicJwk::parse(&v).ok())
-        .filter(|j| j.kid == kid)
-        .ok_or_else(|| corrupt(format!("signing key {kid}: unreadable public JWK")))?;
-    let private_key = row
-        .try_get::<Option<Vec<u8>>, _>("private_key")?
-        .map(|bytes| -> Result<WrappedKey, StoreError> {
-            Ok(WrappedKey {
-                kek_id: row.try_get("kek_id")?,
-                bytes,
-            })
-        })
-        .transpose()?;
-    Ok(StoredKey {
-        kid,
-        alg,
-        state,
-        public_jwk,
-        private_key,
-        created_at: row.try_get("created_at")?,
-        activated_at: row.try_get("activated_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
-
-fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
-    let id: String = row.try_get("id")?;
-    let kind = match row.try_get::<String, _>("kind")?.as_str() {
-        "secret" => {
-            let hash: Vec<u8> = row.try_get("secret_hash")?;
-            let hash = hash
-                .try_into()
-                .map_err(|_| corrupt(format!("credential {id}: bad secret hash")))?;
-            CredentialKind::Secret { hash }
-        }
-        "public_key" => {
-            let text: String = row.try_get("public_jwks")?;
-            let keys = serde_json::from_str::<Vec<serde_json::Value>>(&text)
-                .ok()
-                .and_then(|vs| vs.iter().map(|v| PublicJwk::parse(v).ok()).collect())
-                .ok_or_else(|| corrupt(format!("credential {id}: unreadable public keys")))?;
-            CredentialKind::PublicKeys(keys)
-        }
-        other => return Err(corrupt(format!("credential {id}: unknown kind {other}"))),
-    };
-    Ok(Credential { id, kind })
 }
 
 /// Notes a change to a principal, in the transaction that makes it.
@@ -889,35 +841,6 @@ impl PrincipalStore for SqlStore {
     }
 }
 
-fn policy_from_row(org: &OrgId, row: &AnyRow) -> Result<OrgPolicy, StoreError> {
-    let audiences: Vec<Audience> = serde_json::from_str(&row.try_get::<String, _>("audiences")?)
-        .map_err(|_| corrupt(format!("org {org}: unreadable audiences")))?;
-    let max_ttl: i64 = row.try_get("max_ttl_seconds")?;
-    Ok(OrgPolicy {
-        audiences,
-        max_ttl: u32::try_from(max_ttl).map_err(|_| corrupt(format!("org {org}: bad max ttl")))?,
-    })
-}
-
-fn org_from_row(row: &AnyRow) -> Result<OrgInfo, StoreError> {
-    let text: String = row.try_get("id")?;
-    let id = OrgId::parse(&text).map_err(|_| corrupt(format!("org {text:?}: bad id")))?;
-    Ok(OrgInfo {
-        policy: policy_from_row(&id, row)?,
-        created_at: row.try_get("created_at")?,
-        id,
-    })
-}
-
-fn agent_from_row(row: &AnyRow) -> Result<AgentInfo, StoreError> {
-    let (org, id): (String, String) = (row.try_get("org_id")?, row.try_get("id")?);
-    Ok(AgentInfo {
-        org: OrgId::parse(&org).map_err(|_| corrupt(format!("org {org:?}: bad id")))?,
-        id: AgentId::parse(&id).map_err(|_| corrupt(format!("agent {id:?}: bad id")))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 /// Whether an org or agent exists, inside a transaction.
 async fn subject_exists(
     tx: &mut Transaction<'static, Any>,
@@ -1075,20 +998,6 @@ fn placeholders(rows: usize, columns: usize) -> String {
         sql.push(')');
     }
     sql
-}
-
-fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
-    Ok(AuditRecord {
-        jti: row.try_get("jti")?,
-        subject: row.try_get("subject")?,
-        org_id: row.try_get("org_id")?,
-        agent_id: row.try_get("agent_id")?,
-        audience: row.try_get("audience")?,
-        kid: row.try_get("kid")?,
-        iat: row.try_get("iat")?,
-        exp: row.try_get("exp")?,
-        auth_method: row.try_get("auth_method")?,
-    })
 }
 
 #[async_trait]
@@ -1256,15 +1165,6 @@ impl ReplayGuard for SqlStore {
             .await?;
         Ok(done.rows_affected())
     }
-}
-
-fn admin_token_from_row(row: &AnyRow) -> Result<AdminToken, StoreError> {
-    Ok(AdminToken {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
 }
 
 #[async_trait]
