@@ -7,6 +7,7 @@
 mod audit;
 mod keys;
 mod principals;
+mod replay;
 mod rows;
 
 use std::borrow::Cow;
@@ -21,8 +22,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use super::{
-    AdminToken, AdminTokens, Backend, KEY_CHANNEL, KeyChangeListener, PoolStats, ReplayGuard,
-    Store, StoreError,
+    AdminToken, AdminTokens, Backend, KEY_CHANNEL, KeyChangeListener, PoolStats, Store, StoreError,
 };
 use audit::AuditConnection;
 use keys::PgKeyListener;
@@ -229,22 +229,6 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
         _ => StoreError::Database(e),
-    }
-}
-
-#[async_trait]
-impl ReplayGuard for SqlStore {
-    async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        // Changes older than a day have been seen by every running replica.
-        sqlx::query("DELETE FROM principal_changes WHERE changed_at < $1")
-            .bind(now - 86_400)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
     }
 }
 
