@@ -7,24 +7,24 @@
 mod admin_tokens;
 mod audit;
 mod keys;
+mod migrate;
 mod principals;
 mod replay;
 mod rows;
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use super::{Backend, KEY_CHANNEL, KeyChangeListener, PoolStats, Store, StoreError};
 use audit::AuditConnection;
 use keys::PgKeyListener;
+use migrate::migrator;
 
 /// A store on Postgres or SQLite. `Debug` leaves out the URL: it may hold
 /// the database password.
@@ -45,88 +45,6 @@ impl std::fmt::Debug for SqlStore {
         f.debug_struct("SqlStore")
             .field("backend", &self.backend)
             .finish_non_exhaustive()
-    }
-}
-
-/// The migrations of each backend, embedded in the binary: (version, name, SQL).
-fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 5] {
-    match backend {
-        Backend::Postgres => [
-            (
-                1,
-                "init",
-                include_str!("../../../migrations/postgres/0001_init.sql"),
-            ),
-            (
-                2,
-                "session claims",
-                include_str!("../../../migrations/postgres/0002_session_claims.sql"),
-            ),
-            (
-                3,
-                "principal changes",
-                include_str!("../../../migrations/postgres/0003_principal_changes.sql"),
-            ),
-            (
-                4,
-                "admin tokens and audit by time",
-                include_str!("../../../migrations/postgres/0004_admin.sql"),
-            ),
-            (
-                5,
-                "change log in commit order",
-                include_str!("../../../migrations/postgres/0005_change_log_order.sql"),
-            ),
-        ],
-        Backend::Sqlite => [
-            (
-                1,
-                "init",
-                include_str!("../../../migrations/sqlite/0001_init.sql"),
-            ),
-            (
-                2,
-                "session claims",
-                include_str!("../../../migrations/sqlite/0002_session_claims.sql"),
-            ),
-            (
-                3,
-                "principal changes",
-                include_str!("../../../migrations/sqlite/0003_principal_changes.sql"),
-            ),
-            (
-                4,
-                "admin tokens and audit by time",
-                include_str!("../../../migrations/sqlite/0004_admin.sql"),
-            ),
-            (
-                5,
-                "change log in commit order",
-                include_str!("../../../migrations/sqlite/0005_change_log_order.sql"),
-            ),
-        ],
-    }
-}
-
-fn migrator(backend: Backend) -> Migrator {
-    Migrator {
-        migrations: Cow::Owned(
-            migrations(backend)
-                .into_iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        version,
-                        Cow::Borrowed(name),
-                        MigrationType::Simple,
-                        Cow::Borrowed(sql),
-                        false,
-                    )
-                })
-                .collect(),
-        ),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
     }
 }
 
