@@ -29,12 +29,14 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 5] {
             (
                 4,
                 "admin tokens and audit by time",
-                include_str!("../../../migrations/postgres/0004_admin.sql"),
+                include_str!(
+                    "../../../migrations/postgres/0004_admin_tokens_and_audit_by_time.sql"
+                ),
             ),
             (
                 5,
                 "change log in commit order",
-                include_str!("../../../migrations/postgres/0005_change_log_order.sql"),
+                include_str!("../../../migrations/postgres/0005_change_log_in_commit_order.sql"),
             ),
         ],
         Backend::Sqlite => [
@@ -56,12 +58,12 @@ fn migrations(backend: Backend) -> [(i64, &'static str, &'static str); 5] {
             (
                 4,
                 "admin tokens and audit by time",
-                include_str!("../../../migrations/sqlite/0004_admin.sql"),
+                include_str!("../../../migrations/sqlite/0004_admin_tokens_and_audit_by_time.sql"),
             ),
             (
                 5,
                 "change log in commit order",
-                include_str!("../../../migrations/sqlite/0005_change_log_order.sql"),
+                include_str!("../../../migrations/sqlite/0005_change_log_in_commit_order.sql"),
             ),
         ],
     }
