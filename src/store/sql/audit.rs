@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgConnectOptions;
 
-use super::rows::audit_from_row;
+use super::rows::{AUDIT_COLUMNS, audit_columns, audit_from_row};
 use super::{ACQUIRE_TIMEOUT, SqlStore};
 use crate::audit::{AssertionClaim, AuditRecord, Issued};
 use crate::store::{AuditLog, AuditQuery, StoreError};
@@ -61,8 +61,9 @@ impl AuditLog for SqlStore {
         let rows = to_record(batch, &recorded);
         if !rows.is_empty() {
             let sql = format!(
-                "INSERT INTO audit_tokens (jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method) VALUES {}",
-                placeholders(rows.len(), AUDIT_COLUMNS)
+                "INSERT INTO audit_tokens ({}) VALUES {}",
+                audit_columns(),
+                placeholders(rows.len(), AUDIT_COLUMNS.len())
             );
             let mut q = sqlx::query(&sql);
             for r in rows {
@@ -89,13 +90,14 @@ impl AuditLog for SqlStore {
     }
 
     async fn token(&self, jti: &str) -> Result<Option<AuditRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method
-             FROM audit_tokens WHERE jti = $1",
-        )
-        .bind(jti)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {} FROM audit_tokens WHERE jti = $1",
+            audit_columns()
+        );
+        let row = sqlx::query(&sql)
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(audit_from_row).transpose()
     }
 
@@ -106,10 +108,7 @@ impl AuditLog for SqlStore {
     }
 
     async fn query_tokens(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql = String::from(
-            "SELECT jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method
-             FROM audit_tokens WHERE 1 = 1",
-        );
+        let mut sql = format!("SELECT {} FROM audit_tokens WHERE 1 = 1", audit_columns());
         let mut n = 0;
         let mut next = || {
             n += 1;
@@ -261,8 +260,6 @@ async fn still_usable<T>(conn: &mut sqlx::PgConnection, result: &Result<T, Store
     }
 }
 
-const AUDIT_COLUMNS: usize = 9;
-
 /// Marks the tokens whose assertion id the database did not accept as fresh.
 fn keep_fresh(batch: &[Issued], recorded: &mut [bool], fresh: &HashSet<(String, String)>) {
     for (i, ok) in batch.iter().zip(recorded.iter_mut()) {
@@ -311,21 +308,31 @@ async fn record_tokens_pg(
             .map(|(_, i)| i.claim.as_ref().map(f))
             .collect::<Vec<Option<&str>>>()
     };
-    let columns = "jti, subject, org_id, agent_id, audience, kid, iat, exp, auth_method";
-    let unnest = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::int8[], $8::int8[], $9::text[]";
+    let columns = audit_columns();
+    // `$1::text[], …`: one array per column, then the claims' arrays.
+    let arrays = AUDIT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (client, jti, expiry) = (
+        AUDIT_COLUMNS.len() + 1,
+        AUDIT_COLUMNS.len() + 2,
+        AUDIT_COLUMNS.len() + 3,
+    );
     let sql = if !claims {
-        format!("INSERT INTO audit_tokens ({columns}) SELECT * FROM {unnest})")
+        format!("INSERT INTO audit_tokens ({columns}) SELECT * FROM UNNEST({arrays})")
     } else {
         format!(
             "WITH claimed AS (
                  INSERT INTO assertion_jtis (client_id, jti, expires_at)
-                 SELECT * FROM UNNEST($10::text[], $11::text[], $12::int8[]) AS c(client_id, jti, expires_at)
+                 SELECT * FROM UNNEST(${client}::text[], ${jti}::text[], ${expiry}::int8[]) AS c(client_id, jti, expires_at)
                  WHERE c.jti IS NOT NULL
                  ON CONFLICT (client_id, jti) DO NOTHING
                  RETURNING client_id, jti)
              INSERT INTO audit_tokens ({columns})
-             SELECT {columns} FROM {unnest}, $10::text[], $11::text[])
+             SELECT {columns} FROM UNNEST({arrays}, ${client}::text[], ${jti}::text[])
                  AS r({columns}, claim_client, claim_jti)
              WHERE r.claim_jti IS NULL
                 OR EXISTS (SELECT 1 FROM claimed c

@@ -96,17 +96,49 @@ pub(super) fn agent_from_row(row: &AnyRow) -> Result<AgentInfo, StoreError> {
     })
 }
 
+/// The columns of `audit_tokens`, in the order every query writes and reads
+/// them, each with the Postgres type the group commit casts its array
+/// parameters to.
+pub(super) const AUDIT_COLUMNS: [(&str, &str); 9] = [
+    ("jti", "text"),
+    ("subject", "text"),
+    ("org_id", "text"),
+    ("agent_id", "text"),
+    ("audience", "text"),
+    ("kid", "text"),
+    ("iat", "int8"),
+    ("exp", "int8"),
+    ("auth_method", "text"),
+];
+
+/// `jti, subject, …`: the audit columns as an INSERT or SELECT list.
+pub(super) fn audit_columns() -> String {
+    AUDIT_COLUMNS.map(|(name, _)| name).join(", ")
+}
+
+/// Decodes a row selected with [`audit_columns`].
 pub(super) fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    let [
+        jti,
+        subject,
+        org_id,
+        agent_id,
+        audience,
+        kid,
+        iat,
+        exp,
+        auth_method,
+    ] = AUDIT_COLUMNS.map(|(name, _)| name);
     Ok(AuditRecord {
-        jti: row.try_get("jti")?,
-        subject: row.try_get("subject")?,
-        org_id: row.try_get("org_id")?,
-        agent_id: row.try_get("agent_id")?,
-        audience: row.try_get("audience")?,
-        kid: row.try_get("kid")?,
-        iat: row.try_get("iat")?,
-        exp: row.try_get("exp")?,
-        auth_method: row.try_get("auth_method")?,
+        jti: row.try_get(jti)?,
+        subject: row.try_get(subject)?,
+        org_id: row.try_get(org_id)?,
+        agent_id: row.try_get(agent_id)?,
+        audience: row.try_get(audience)?,
+        kid: row.try_get(kid)?,
+        iat: row.try_get(iat)?,
+        exp: row.try_get(exp)?,
+        auth_method: row.try_get(auth_method)?,
     })
 }
 
