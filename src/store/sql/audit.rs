@@ -182,7 +182,7 @@ impl std::fmt::Debug for AuditConnection {
 }
 
 impl AuditConnection {
-    pub(super) async fn connect(&self) -> Result<sqlx::PgConnection, StoreError> {
+    pub(super) async fn connect(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
         use sqlx::Connection;
         match tokio::time::timeout(
             ACQUIRE_TIMEOUT,
@@ -190,11 +190,11 @@ impl AuditConnection {
         )
         .await
         {
-            Ok(conn) => Ok(conn?),
-            Err(_) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            Ok(conn) => conn,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "connecting to Postgres for the audit timed out",
-            )))),
+            ))),
         }
     }
 
@@ -223,7 +223,7 @@ impl AuditConnection {
         if usable {
             *slot = Some(conn);
         }
-        result
+        Ok(result?)
     }
 
     /// (open, idle) connections, for the pool metrics.
@@ -246,11 +246,11 @@ impl AuditConnection {
 /// protocol or timeout error leaves it unusable. After an error the database
 /// answered, one ping tells: a session the server ended (a restart,
 /// `pg_terminate_backend`) answers with an error too before it closes.
-async fn still_usable<T>(conn: &mut sqlx::PgConnection, result: &Result<T, StoreError>) -> bool {
+async fn still_usable<T>(conn: &mut sqlx::PgConnection, result: &Result<T, sqlx::Error>) -> bool {
     use sqlx::Connection;
     match result {
         Ok(_) => true,
-        Err(StoreError::Database(sqlx::Error::Database(_))) => {
+        Err(sqlx::Error::Database(_)) => {
             matches!(
                 tokio::time::timeout(ACQUIRE_TIMEOUT, conn.ping()).await,
                 Ok(Ok(()))
@@ -288,7 +288,7 @@ async fn record_tokens_pg(
     pg: &mut sqlx::PgConnection,
     batch: &[Issued],
     mut recorded: Vec<bool>,
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<bool>, sqlx::Error> {
     let rows: Vec<(usize, &Issued)> = batch
         .iter()
         .enumerate()

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
@@ -63,9 +64,9 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| {
-            StoreError::Database(sqlx::Error::Configuration(
-                "database URL must start with postgres://, postgresql:// or sqlite:".into(),
-            ))
+            StoreError::unavailable(
+                "database URL must start with postgres://, postgresql:// or sqlite:",
+            )
         })?;
         let pool = match backend {
             Backend::Postgres => {
@@ -144,7 +145,21 @@ impl SqlStore {
 fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
-        _ => StoreError::Database(e),
+        _ => e.into(),
+    }
+}
+
+/// The store's driver stays inside it: any sqlx error the SQL store does not
+/// handle itself reaches callers as an opaque `Unavailable`.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+impl From<MigrateError> for StoreError {
+    fn from(e: MigrateError) -> Self {
+        StoreError::Unavailable(Box::new(e))
     }
 }
 
