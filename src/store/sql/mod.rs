@@ -150,16 +150,28 @@ fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 }
 
 /// The store's driver stays inside it: any sqlx error the SQL store does not
-/// handle itself reaches callers as an opaque `Unavailable`.
+/// handle itself reaches callers as an opaque `Unavailable`, except a value
+/// the driver cannot decode, which is a row this version cannot read.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(Box::new(e))
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => corrupt(e.to_string()),
+            e => StoreError::Unavailable(Box::new(e)),
+        }
     }
 }
 
+/// A migration history this version does not know (a migration it lacks, or
+/// one whose SQL differs from what was applied, or one half applied) is
+/// `Corrupt`: retrying will not help.
 impl From<MigrateError> for StoreError {
     fn from(e: MigrateError) -> Self {
-        StoreError::Unavailable(Box::new(e))
+        match e {
+            MigrateError::VersionMissing(_)
+            | MigrateError::VersionMismatch(_)
+            | MigrateError::Dirty(_) => corrupt(format!("the migration history: {e}")),
+            e => StoreError::Unavailable(Box::new(e)),
+        }
     }
 }
 
@@ -240,5 +252,29 @@ impl Store for SqlStore {
             return None;
         }
         Some(Box::new(PgKeyListener(listener)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlx_errors_become_opaque_store_errors() {
+        let down = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+        assert_eq!(
+            down.to_string(),
+            "the database is unavailable: pool timed out while waiting for an open connection"
+        );
+        let unreadable = StoreError::from(sqlx::Error::Decode("not UTF-8".into()));
+        assert!(
+            matches!(unreadable, StoreError::Corrupt(_)),
+            "{unreadable:?}"
+        );
+        let edited = StoreError::from(MigrateError::VersionMismatch(2));
+        assert!(matches!(edited, StoreError::Corrupt(_)), "{edited:?}");
+        let failed = StoreError::from(MigrateError::Execute(sqlx::Error::PoolClosed));
+        assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
     }
 }
