@@ -24,11 +24,8 @@ impl PrincipalStore for SqlStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
-            .bind(org.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
+        let subject = Subject::Org(org.clone());
+        if subject_exists(&mut tx, &subject).await? {
             return Err(StoreError::Conflict(format!("org {org}")));
         }
         let audiences: Vec<&str> = policy.audiences.iter().map(Audience::as_str).collect();
@@ -42,8 +39,8 @@ impl PrincipalStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("org {org}")))?;
-        insert_credential(&mut tx, &Subject::Org(org.clone()), credential, now).await?;
-        record_change(&mut tx, &Subject::Org(org.clone())).await?;
+        insert_credential(&mut tx, &subject, credential, now).await?;
+        record_change(&mut tx, &subject).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -56,20 +53,11 @@ impl PrincipalStore for SqlStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
-            .bind(org.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if org_exists.is_none() {
+        if !subject_exists(&mut tx, &Subject::Org(org.clone())).await? {
             return Err(StoreError::NotFound(format!("org {org}")));
         }
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE org_id = $1 AND id = $2")
-                .bind(org.as_str())
-                .bind(agent.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_some() {
+        let subject = Subject::Agent(org.clone(), agent.clone());
+        if subject_exists(&mut tx, &subject).await? {
             return Err(StoreError::Conflict(format!("agent {agent} of org {org}")));
         }
         sqlx::query("INSERT INTO agents (org_id, id, created_at) VALUES ($1, $2, $3)")
@@ -79,7 +67,6 @@ impl PrincipalStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or(e, || format!("agent {agent} of org {org}")))?;
-        let subject = Subject::Agent(org.clone(), agent.clone());
         insert_credential(&mut tx, &subject, credential, now).await?;
         record_change(&mut tx, &subject).await?;
         tx.commit().await?;
