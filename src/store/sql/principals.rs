@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 use sqlx::{Any, Executor, Row, Transaction};
 
-use super::rows::{agent_from_row, credential_from_row, org_from_row, policy_from_row};
+use super::rows::{
+    agent_from_row, credential_columns, credential_from_row, org_from_row, policy_from_row,
+};
 use super::{SqlStore, conflict_or, corrupt};
 use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
-use crate::keys::PublicJwk;
 use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
 use crate::store::{
     AgentInfo, Backend, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, PrincipalStore, StoreError,
@@ -380,17 +381,7 @@ async fn insert_credential(
     credential: &Credential,
     now: i64,
 ) -> Result<(), StoreError> {
-    let (kind, hash, jwks) = match &credential.kind {
-        CredentialKind::Secret { hash } => ("secret", Some(hash.to_vec()), None),
-        CredentialKind::PublicKeys(keys) => {
-            let json: Vec<_> = keys.iter().map(PublicJwk::to_json).collect();
-            (
-                "public_key",
-                None,
-                Some(serde_json::Value::from(json).to_string()),
-            )
-        }
-    };
+    let (kind, hash, jwks) = credential_columns(&credential.kind);
     sqlx::query(
         "INSERT INTO client_credentials (id, subject, kind, secret_hash, public_jwks, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -44,6 +44,24 @@ pub(super) fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
     })
 }
 
+/// A credential's `kind`, `secret_hash` and `public_jwks` columns.
+pub(super) fn credential_columns(
+    kind: &CredentialKind,
+) -> (&'static str, Option<Vec<u8>>, Option<String>) {
+    match kind {
+        CredentialKind::Secret { hash } => ("secret", Some(hash.to_vec()), None),
+        CredentialKind::PublicKeys(keys) => {
+            let json: Vec<_> = keys.iter().map(PublicJwk::to_json).collect();
+            (
+                "public_key",
+                None,
+                Some(serde_json::Value::from(json).to_string()),
+            )
+        }
+    }
+}
+
+/// Decodes a credential stored with [`credential_columns`].
 pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError> {
     let id: String = row.try_get("id")?;
     let kind = match row.try_get::<String, _>("kind")?.as_str() {
