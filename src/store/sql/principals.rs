@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use sqlx::{Any, Executor, Row, Transaction};
 
 use super::rows::{
-    agent_from_row, credential_columns, credential_from_row, org_from_row, policy_from_row,
+    agent_from_row, credential_columns, credential_from_row, credential_info_from_row,
+    org_from_row, policy_from_row,
 };
 use super::{SqlStore, conflict_or, corrupt};
 use crate::aws::session::SessionClaims;
@@ -259,14 +260,8 @@ impl PrincipalStore for SqlStore {
         .await?;
         tx.commit().await?;
         rows.iter()
-            .map(|r| {
-                Ok(CredentialInfo {
-                    credential: credential_from_row(r)?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()
+            .map(credential_info_from_row)
+            .collect::<Result<_, _>>()
             .map(Some)
     }
 

@@ -11,7 +11,7 @@ use crate::audit::AuditRecord;
 use crate::ids::{AgentId, Audience, OrgId};
 use crate::keys::{Alg, KeyState, PublicJwk, StoredKey, WrappedKey};
 use crate::principal::{Credential, CredentialKind, OrgPolicy};
-use crate::store::{AdminToken, AgentInfo, OrgInfo, StoreError};
+use crate::store::{AdminToken, AgentInfo, CredentialInfo, OrgInfo, StoreError};
 
 pub(super) fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
     let kid: String = row.try_get("kid")?;
@@ -83,6 +83,15 @@ pub(super) fn credential_from_row(row: &AnyRow) -> Result<Credential, StoreError
         other => return Err(corrupt(format!("credential {id}: unknown kind {other}"))),
     };
     Ok(Credential { id, kind })
+}
+
+/// Decodes a credential with its history.
+pub(super) fn credential_info_from_row(row: &AnyRow) -> Result<CredentialInfo, StoreError> {
+    Ok(CredentialInfo {
+        credential: credential_from_row(row)?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
 }
 
 pub(super) fn policy_from_row(org: &OrgId, row: &AnyRow) -> Result<OrgPolicy, StoreError> {
