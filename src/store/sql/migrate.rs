@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use sqlx::AnyPool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::store::Backend;
@@ -39,6 +40,24 @@ pub(super) fn migrator(backend: Backend) -> Migrator {
         locking: true,
         no_tx: false,
     }
+}
+
+/// How many of the backend's migrations the database has not applied.
+pub(super) async fn pending(pool: &AnyPool, backend: Backend) -> Result<usize, sqlx::Error> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            // No migrations table: nothing applied yet.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+    Ok(migrator(backend)
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count())
 }
 
 #[cfg(test)]

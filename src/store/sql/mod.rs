@@ -187,20 +187,7 @@ impl Store for SqlStore {
     }
 
     async fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(v) => v,
-                // No migrations table: nothing applied yet.
-                Err(sqlx::Error::Database(_)) => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
-        Ok(migrator(self.backend)
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .count())
+        Ok(migrate::pending(&self.pool, self.backend).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
