@@ -20,7 +20,9 @@ use crate::keys::StoredKey;
 use crate::principal::session_claims::SessionClaims;
 use crate::principal::{Credential, OrgPolicy, Principal};
 
-/// A storage failure. Messages name the object, never secrets.
+/// A storage failure. Messages name the object, never secrets. The driver
+/// stays inside the store: callers see what happened, not which library
+/// reported it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The object exists already.
@@ -36,12 +38,18 @@ pub enum StoreError {
     /// command acted first). Nothing was written.
     #[error("key update abandoned: {0}")]
     Aborted(String),
-    /// The database could not be reached or failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Applying migrations failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached, or refused or failed the operation.
+    /// The cause is opaque: the store's driver is no part of its interface.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// The database is unavailable because of `cause` (a message or an error;
+    /// neither may hold a secret).
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Unavailable(cause.into())
+    }
 }
 
 /// A change to the key set: given the keys as they are under the lock, the keys

@@ -18,7 +18,7 @@ use sqlx::AnyPool;
 use super::StoreError;
 
 fn configuration(message: String) -> StoreError {
-    StoreError::Database(sqlx::Error::Configuration(message.into()))
+    StoreError::unavailable(message)
 }
 
 /// What a `sqlite:` URL asks of the file system.

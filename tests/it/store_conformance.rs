@@ -298,7 +298,7 @@ async fn key_updates_write_exactly_the_difference(backend: Backend) {
             Ok(keys)
         })
         .await;
-    assert!(matches!(r, Err(StoreError::Database(_))), "{r:?}");
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     let after = s.list_keys().await.unwrap();
     assert_eq!(fingerprint(&before), fingerprint(&after));
 }
