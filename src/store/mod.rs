@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use error::StoreError;
 pub use sql::SqlStore;
 
 use crate::audit::{AuditRecord, Issued};
@@ -19,38 +20,6 @@ use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
 use crate::principal::session_claims::SessionClaims;
 use crate::principal::{Credential, OrgPolicy, Principal};
-
-/// A storage failure. Messages name the object, never secrets. The driver
-/// stays inside the store: callers see what happened, not which library
-/// reported it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The object exists already.
-    #[error("{0} already exists")]
-    Conflict(String),
-    /// A referenced object does not exist.
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// A row holds something this version cannot read.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    /// A key update gave up because the keys changed under it (another replica or
-    /// command acted first). Nothing was written.
-    #[error("key update abandoned: {0}")]
-    Aborted(String),
-    /// The database could not be reached, or refused or failed the operation.
-    /// The cause is opaque: the store's driver is no part of its interface.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl StoreError {
-    /// The database is unavailable because of `cause` (a message or an error;
-    /// neither may hold a secret).
-    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StoreError::Unavailable(cause.into())
-    }
-}
 
 /// A change to the key set: given the keys as they are under the lock, the keys
 /// as they should be. An `Err` abandons the update.

@@ -9,8 +9,8 @@ use super::rows::{
     org_from_row, policy_from_row,
 };
 use super::{SqlStore, conflict_or, corrupt};
-use crate::aws::session::SessionClaims;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
+use crate::principal::session_claims::SessionClaims;
 use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
 use crate::store::{
     AgentInfo, Backend, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, PrincipalStore, StoreError,
