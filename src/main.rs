@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nomos_issuer::cli::{Cli, run};
+use nomos_issuer::cli::{Cli, error_report, run};
 use nomos_issuer::config::ConfigError;
 use nomos_issuer::keys::kek::KekError;
 
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_report(&e));
             ExitCode::from(exit_code(&e))
         }
     }

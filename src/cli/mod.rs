@@ -93,6 +93,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// An error and its causes on one line, each said once: a cause whose
+/// message its parent already holds (an error that prints its source in its
+/// own message) is left out, where `{:#}` would repeat it.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// A Unix time as RFC 3339 (UTC), or `-`.
 fn time(t: Option<i64>) -> String {
     match t.and_then(|t| u64::try_from(t).ok()) {
@@ -178,5 +196,24 @@ impl ClaimsArgs {
             SessionClaims::source_identity_of(subject).map_err(anyhow::Error::msg)?;
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_report_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("lookup failed: {0}")]
+        struct Wraps(#[source] std::io::Error);
+        let io = std::io::Error::other("Name or service not known");
+        let e = anyhow::Error::new(Wraps(io)).context("cannot open the Postgres store");
+        assert_eq!(
+            error_report(&e),
+            "cannot open the Postgres store: lookup failed: Name or service not known"
+        );
+        assert_eq!(format!("{e:#}").matches("Name or service").count(), 2);
     }
 }

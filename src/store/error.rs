@@ -21,8 +21,10 @@ pub enum StoreError {
     Aborted(String),
     /// The database could not be reached, or refused or failed the operation.
     /// The cause is opaque: the store's driver is no part of its interface.
+    /// Its message is part of this one, so it is not also the `source` (a
+    /// printed error chain would say it twice).
     #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {

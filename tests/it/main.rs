@@ -12,6 +12,7 @@ mod aws;
 mod aws_rules;
 mod cli;
 mod deploy;
+mod first_hour;
 mod hardening;
 mod layering;
 mod operations;

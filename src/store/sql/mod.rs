@@ -53,6 +53,10 @@ impl std::fmt::Debug for SqlStore {
 /// is down this bounds how long a token request takes to answer 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long start-up waits for the Postgres host's name to resolve, and then
+/// for its TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
@@ -70,11 +74,23 @@ impl SqlStore {
         })?;
         let pool = match backend {
             Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url)?;
+                reach(&options).await?;
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
-                    .await?
+                    .await
+                    .map_err(|e| match e {
+                        // `reach` connected: the server took the connection and said nothing.
+                        sqlx::Error::PoolTimedOut => StoreError::unavailable(format!(
+                            "{}:{} accepted the connection but did not complete the Postgres handshake within {} s (pool timeout): is it a Postgres server, and not overloaded?",
+                            options.get_host(),
+                            options.get_port(),
+                            ACQUIRE_TIMEOUT.as_secs()
+                        )),
+                        e => e.into(),
+                    })?
             }
             Backend::Sqlite => {
                 let url = super::sqlite_files::prepare(url)?;
@@ -142,6 +158,54 @@ impl SqlStore {
     }
 }
 
+/// Start-up's first look at the Postgres server: resolves its host and opens a
+/// TCP connection, so that a name that does not resolve, a refused connection
+/// and a server that does not answer each say so. Through the pool all three
+/// read "pool timed out": it retries a failed connect until its acquire
+/// timeout and then reports only that.
+async fn reach(options: &PgConnectOptions) -> Result<(), StoreError> {
+    if options.get_socket().is_some() || options.get_host().starts_with('/') {
+        // A Unix socket: sqlx's own error names the path.
+        return Ok(());
+    }
+    let (host, port) = (options.get_host(), options.get_port());
+    let secs = CONNECT_TIMEOUT.as_secs();
+    let addrs: Vec<_> = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            return Err(StoreError::unavailable(format!(
+                "cannot resolve the database host {host:?} (DNS failure: {e}): check the host in database_url"
+            )));
+        }
+        Err(_) => {
+            return Err(StoreError::unavailable(format!(
+                "cannot resolve the database host {host:?}: no DNS answer within {secs} s"
+            )));
+        }
+    };
+    let mut failure = format!("the database host {host:?} resolves to no address");
+    for addr in addrs {
+        failure = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+                "connection refused by {host}:{port} ({addr}): is Postgres running and listening on that address and port?"
+            ),
+            Ok(Err(e)) => format!("cannot connect to {host}:{port} ({addr}): {e}"),
+            Err(_) => format!(
+                "no answer from {host}:{port} ({addr}) within {secs} s (connection timed out): a firewall, or the wrong address?"
+            ),
+        };
+    }
+    Err(StoreError::unavailable(failure))
+}
+
 fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
@@ -156,6 +220,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => corrupt(e.to_string()),
+            sqlx::Error::PoolTimedOut => StoreError::unavailable(format!(
+                "no database connection within {} s (pool timeout): the database is down or unreachable, or every pooled connection is busy",
+                ACQUIRE_TIMEOUT.as_secs()
+            )),
             e => StoreError::Unavailable(Box::new(e)),
         }
     }
@@ -252,8 +320,11 @@ mod tests {
         assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
         assert_eq!(
             down.to_string(),
-            "the database is unavailable: pool timed out while waiting for an open connection"
+            "the database is unavailable: no database connection within 2 s (pool timeout): the database is down or unreachable, or every pooled connection is busy"
         );
+        // The cause is in the message, once: it is not also the error's source,
+        // which a printed chain would repeat.
+        assert!(std::error::Error::source(&down).is_none());
         let unreadable = StoreError::from(sqlx::Error::Decode("not UTF-8".into()));
         assert!(
             matches!(unreadable, StoreError::Corrupt(_)),
@@ -263,5 +334,50 @@ mod tests {
         assert!(matches!(edited, StoreError::Corrupt(_)), "{edited:?}");
         let failed = StoreError::from(MigrateError::Execute(sqlx::Error::PoolClosed));
         assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+    }
+
+    /// A refused connection, a name that does not resolve and a server that
+    /// does not answer each say what happened (all three were "pool timed out").
+    #[tokio::test]
+    async fn postgres_connect_errors_name_their_cause() {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = unused.local_addr().unwrap().port();
+        drop(unused);
+        let refused = SqlStore::connect(&format!("postgres://u@127.0.0.1:{port}/db"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("connection refused by 127.0.0.1:"),
+            "{refused}"
+        );
+        assert!(!refused.contains("pool time"), "{refused}");
+        let dns = SqlStore::connect("postgres://u@nohost.invalid/db")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            dns.contains("cannot resolve the database host \"nohost.invalid\""),
+            "{dns}"
+        );
+        assert_eq!(dns.matches("nohost.invalid").count(), 1, "{dns}");
+        // Takes the connection, never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((c, _)) = silent.accept().await {
+                open.push(c);
+            }
+        });
+        let mute = SqlStore::connect(&format!("postgres://u@127.0.0.1:{port}/db"))
+            .await
+            .unwrap_err()
+            .to_string();
+        held.abort();
+        assert!(
+            mute.contains("accepted the connection but did not complete the Postgres handshake"),
+            "{mute}"
+        );
     }
 }
