@@ -216,10 +216,27 @@ async fn connection(
     match listening.tls {
         None => drive(&builder, stream, service, &activity, stopping).await,
         Some(config) => {
-            let handshake = tokio::time::timeout(
-                HEADER_READ_TIMEOUT,
-                TlsAcceptor::from(config).accept(stream),
-            );
+            let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+            let mut first = [0u8; 1];
+            let peeked = tokio::select! {
+                r = tokio::time::timeout_at(deadline, stream.peek(&mut first)) => r,
+                _ = stopping.changed() => return,
+            };
+            match peeked {
+                Ok(Ok(1..)) if first[0] != TLS_HANDSHAKE => {
+                    listening.metrics.refused("plain_http");
+                    refuse_plain_http(stream).await;
+                    return;
+                }
+                Ok(Ok(1..)) => {}
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+            let handshake =
+                tokio::time::timeout_at(deadline, TlsAcceptor::from(config).accept(stream));
             let tls = tokio::select! {
                 r = handshake => r,
                 _ = stopping.changed() => return,
@@ -231,6 +248,39 @@ async fn connection(
             }
         }
     }
+}
+
+/// The first byte of a TLS connection: a handshake record (the ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What plain HTTP sent to the TLS port gets: one line that says what to do,
+/// where a TLS handshake failure would leave curl or a browser with a bare
+/// reset or garbage.
+const PLAIN_HTTP_ANSWER: &str = "This port serves HTTPS: use https:// instead of http://\n";
+
+/// Answers plain HTTP on the TLS port with a 400 and closes the connection.
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{PLAIN_HTTP_ANSWER}",
+        PLAIN_HTTP_ANSWER.len()
+    );
+    // The request is read (what has arrived of it) before answering and
+    // drained after: a socket closed with unread data sends a reset, which
+    // may reach the client before the answer does.
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.read(&mut buf)).await;
+    if tokio::time::timeout(CLOSE_GRACE, stream.write_all(answer.as_bytes()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while matches!(stream.read(&mut buf).await, Ok(1..)) {}
+    })
+    .await;
 }
 
 /// Serves HTTP on `io` until the client leaves, the connection idles out, or

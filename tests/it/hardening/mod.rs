@@ -143,12 +143,50 @@ async fn https_serves_the_chain_with_h2_and_both_tls_versions() {
     let secret = create_org(app.store().as_ref(), "acme").await;
     let t = mint_post(&pki.client(false), &base, "org/acme", &secret).await;
     assert_eq!(common::claims(&t)["iss"], app.issuer());
-    // Plain HTTP on the TLS port gets nowhere.
+    // Plain HTTP on the TLS port gets a 400 that says to use https, and
+    // nothing else: no route answers it.
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()
-        .await;
-    assert!(plain.is_err() || plain.unwrap().status() != 200);
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    assert_eq!(plain.headers()["connection"], "close");
+    let text = plain.text().await.unwrap();
+    assert!(text.contains("use https://"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    // As curl sends it, with a body still arriving.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    raw.write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 29\r\n\r\ngrant_type=client_credentials")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("use https://"), "{answer}");
+    // TLS on the same port still works after it.
+    let r = pki
+        .client(false)
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = pki
+        .client(false)
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("nomos_issuer_refused_total{reason=\"plain_http\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// A new certificate is picked up without a restart; a broken one is refused
