@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::duration::DurationText;
 use super::{ConfigError, invalid};
 
 /// One layer of settings: the flags and `NOMOS_ISSUER_*` variables, or the
@@ -48,38 +49,38 @@ pub struct ConfigArgs {
         value_name = "ALG"
     )]
     pub signing_alg: Option<String>,
-    /// Default token lifetime in seconds, capped by each org's maximum [default: 300]
+    /// Default token lifetime, capped by each org's maximum, e.g. 300 or 5m [default: 5m]
     #[arg(
         long,
         env = "NOMOS_ISSUER_TOKEN_TTL",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub token_ttl: Option<u32>,
-    /// The longest a verifier may cache the JWKS (Cache-Control max-age; key rotation waits on it), in seconds [default: 300]
+    pub token_ttl: Option<DurationText>,
+    /// The longest a verifier may cache the JWKS (Cache-Control max-age; key rotation waits on it), e.g. 300 or 5m [default: 5m]
     #[arg(
         long,
         env = "NOMOS_ISSUER_JWKS_MAX_AGE",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub jwks_max_age: Option<u32>,
-    /// Clock skew allowed on client assertions, in seconds [default: 30]
+    pub jwks_max_age: Option<DurationText>,
+    /// Clock skew allowed on client assertions, e.g. 30 or 30s [default: 30s]
     #[arg(
         long,
         env = "NOMOS_ISSUER_ASSERTION_SKEW",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub assertion_skew: Option<u32>,
-    /// How long a client's credentials stay cached, in seconds (1-3600); changes reach every replica within a second anyway [default: 600]
+    pub assertion_skew: Option<DurationText>,
+    /// How long a client's credentials stay cached (1s-1h), e.g. 600 or 10m; changes reach every replica within a second anyway [default: 10m]
     #[arg(
         long,
         env = "NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub principal_cache_seconds: Option<u32>,
+    pub principal_cache_seconds: Option<DurationText>,
     /// Earlier key-encryption keys, only to decrypt keys not yet re-wrapped (repeat, or comma-separate)
     #[arg(
         long = "previous-kek-file",
@@ -89,14 +90,14 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub previous_kek_files: Vec<PathBuf>,
-    /// How long a key signs before the next one takes over, e.g. 7d, 12h [default: 7d]
+    /// How long a key signs before the next one takes over, e.g. 7d or 12h [default: 7d]
     #[arg(
         long,
         env = "NOMOS_ISSUER_ROTATION_PERIOD",
         global = true,
         value_name = "DURATION"
     )]
-    pub rotation_period: Option<String>,
+    pub rotation_period: Option<DurationText>,
     /// Safety margin added to every rotation wait, e.g. 5m [default: 5m]
     #[arg(
         long,
@@ -104,23 +105,23 @@ pub struct ConfigArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub rotation_margin: Option<String>,
-    /// The longest lifetime any token may have, in seconds (at most 3600) [default: 3600]
+    pub rotation_margin: Option<DurationText>,
+    /// The longest lifetime any token may have (at most 1h), e.g. 3600 or 1h [default: 1h]
     #[arg(
         long,
         env = "NOMOS_ISSUER_MAX_TOKEN_LIFETIME",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub max_token_lifetime: Option<u32>,
-    /// Clock skew verifiers allow past exp, in seconds (AWS allows 300) [default: 300]
+    pub max_token_lifetime: Option<DurationText>,
+    /// Clock skew verifiers allow past exp (AWS allows 5m), e.g. 300 or 5m [default: 5m]
     #[arg(
         long,
         env = "NOMOS_ISSUER_VERIFIER_SKEW",
         global = true,
-        value_name = "SECONDS"
+        value_name = "DURATION"
     )]
-    pub verifier_skew: Option<u32>,
+    pub verifier_skew: Option<DurationText>,
     /// How often serve checks the rotation plan, e.g. 10s [default: 10s]
     #[arg(
         long,
@@ -128,7 +129,7 @@ pub struct ConfigArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub key_check_interval: Option<String>,
+    pub key_check_interval: Option<DurationText>,
     /// PEM file with the TLS certificate chain, leaf first; serves HTTPS (reloaded on change and on SIGHUP)
     #[arg(
         long,
@@ -211,7 +212,7 @@ pub struct ConfigArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub audit_retention: Option<String>,
+    pub audit_retention: Option<DurationText>,
     /// Log format: text or json [default: text]
     #[arg(
         long,
@@ -416,6 +417,69 @@ mod tests {
         let s = parse(&["t", "--config", config, "--max-body-bytes", "2048"]).unwrap();
         assert_eq!(s.principal_cache_ttl, Duration::from_secs(30));
         assert_eq!(s.max_body_bytes, 2048);
+    }
+
+    /// Every duration setting takes seconds (`300`) or units (`5m`, `7d`), as a
+    /// flag and in the file, where an integer is seconds as it always was.
+    #[test]
+    fn durations_take_seconds_or_units_in_flags_and_the_file() {
+        let argv = [
+            "t",
+            "--token-ttl",
+            "2m",
+            "--jwks-max-age",
+            "240",
+            "--assertion-skew",
+            "1m",
+            "--principal-cache-seconds",
+            "1h",
+            "--max-token-lifetime",
+            "30m",
+            "--verifier-skew",
+            "2m",
+            "--rotation-period",
+            "86400",
+            "--rotation-margin",
+            "600",
+            "--key-check-interval",
+            "30",
+            "--audit-retention",
+            "7200",
+        ];
+        let s = parse(&argv).unwrap();
+        assert_eq!(s.token_ttl, 120);
+        assert_eq!(s.rotation.jwks_max_age, 240);
+        assert_eq!(s.assertion_skew, 60);
+        assert_eq!(s.principal_cache_ttl, Duration::from_secs(3600));
+        assert_eq!(s.rotation.max_token_lifetime, 1800);
+        assert_eq!(s.rotation.verifier_skew, 120);
+        assert_eq!(s.rotation.rotation_period, 86_400);
+        assert_eq!(s.rotation.margin, 600);
+        assert_eq!(s.key_check_interval, Duration::from_secs(30));
+        assert_eq!(s.audit_retention, Some(Duration::from_secs(7200)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "token_ttl = 120\njwks_max_age = \"4m\"\nrotation_period = 86400\nkey_check_interval = \"30s\"\naudit_retention = \"2h\"\n",
+        )
+        .unwrap();
+        let s = parse(&["t", "--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(s.token_ttl, 120);
+        assert_eq!(s.rotation.jwks_max_age, 240);
+        assert_eq!(s.rotation.rotation_period, 86_400);
+        assert_eq!(s.key_check_interval, Duration::from_secs(30));
+        assert_eq!(s.audit_retention, Some(Duration::from_secs(7200)));
+        // A bad value names its setting, from a flag or from the file.
+        let e = parse(&["t", "--token-ttl", "5x"]).unwrap_err();
+        assert_eq!(e.name, "token_ttl");
+        assert!(e.why.contains("like 300 (seconds), 5m or 7d"), "{e}");
+        std::fs::write(&path, "verifier_skew = true\n").unwrap();
+        let e = parse(&["t", "--config", path.to_str().unwrap()]).unwrap_err();
+        assert!(
+            e.why.contains("verifier_skew") && e.why.contains("duration"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! concern resolves and validates its own settings, and [`Settings::resolve`]
 //! calls them in turn.
 
+mod duration;
 mod issuer;
 mod keks;
 mod layer;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use crate::keys::rotation::Policy;
 use crate::store::Backend;
 
+pub use duration::{DurationText, parse_duration};
 pub use issuer::{check_issuer_url, issuer_warnings};
 pub use keks::{DEFAULT_KEK_FILE, KekSource};
 pub use layer::ConfigArgs;
@@ -147,7 +149,8 @@ impl Settings {
         })?;
         let keks = keks::resolve(&layer, kek_env)?;
         let rotation = rotation::resolve(&layer)?;
-        let assertion_skew = layer.assertion_skew.unwrap_or(30);
+        let assertion_skew =
+            duration::seconds("assertion_skew", layer.assertion_skew.as_ref(), 30)?;
         if assertion_skew > 300 {
             return Err(invalid("assertion_skew", "at most 300 seconds"));
         }
@@ -161,9 +164,16 @@ impl Settings {
                 ));
             }
         };
-        let cache = layer.principal_cache_seconds.unwrap_or(600);
+        let cache = duration::seconds(
+            "principal_cache_seconds",
+            layer.principal_cache_seconds.as_ref(),
+            600,
+        )?;
         if cache == 0 || cache > 3600 {
-            return Err(invalid("principal_cache_seconds", "use 1-3600 seconds"));
+            return Err(invalid(
+                "principal_cache_seconds",
+                "use 1-3600 seconds (1s to 1h)",
+            ));
         }
         let tls = tls::resolve(&layer)?;
         let limits = limits::resolve(&layer)?;
@@ -216,15 +226,6 @@ fn address(name: &str, text: &str, example: &str) -> Result<SocketAddr, ConfigEr
         .map_err(|_| invalid(name, format!("{text:?} is not an address like {example}")))
 }
 
-fn duration(name: &str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text).map_err(|e| {
-        invalid(
-            name,
-            format!("{text:?} is not a duration like 7d, 12h or 90s: {e}"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +253,7 @@ mod tests {
         std::fs::write(&path, "token_ttl = 120\nsigning_alg = \"RS256\"\n").unwrap();
         let mut a = args();
         a.config = Some(path);
-        a.token_ttl = Some(60);
+        a.token_ttl = Some("60".into());
         let s = Settings::resolve(&a, None).unwrap();
         assert_eq!(s.token_ttl, 60);
         assert_eq!(s.rotation.alg, Alg::RS256);
@@ -274,8 +275,14 @@ mod tests {
                 "database_url",
             ),
             (|a| a.signing_alg = Some("PS256".into()), "signing_alg"),
-            (|a| a.token_ttl = Some(3601), "token_ttl"),
-            (|a| a.token_ttl = Some(0), "token_ttl"),
+            (|a| a.token_ttl = Some("3601".into()), "token_ttl"),
+            (|a| a.token_ttl = Some("61m".into()), "token_ttl"),
+            (|a| a.token_ttl = Some("1500ms".into()), "token_ttl"),
+            (
+                |a| a.jwks_max_age = Some("five minutes".into()),
+                "jwks_max_age",
+            ),
+            (|a| a.token_ttl = Some("0".into()), "token_ttl"),
             (|a| a.log_format = Some("xml".into()), "log_format"),
             (|a| a.audit_retention = Some("5m".into()), "audit_retention"),
             (
@@ -319,8 +326,8 @@ mod tests {
         assert_eq!(e.name, "rotation_period");
         assert!(e.why.contains("jwks_max_age"), "{e}");
         let mut a = args();
-        a.token_ttl = Some(900);
-        a.max_token_lifetime = Some(600);
+        a.token_ttl = Some("900".into());
+        a.max_token_lifetime = Some("10m".into());
         let e = Settings::resolve(&a, None).unwrap_err();
         assert!(
             e.why.contains("token_ttl") && e.why.contains("max_token_lifetime"),

@@ -2,18 +2,16 @@
 
 use std::time::Duration;
 
-use super::{ConfigArgs, ConfigError, duration, invalid};
+use super::duration::duration;
+use super::{ConfigArgs, ConfigError, invalid};
 
 /// `None`: records are kept forever (`0`).
 pub(super) fn resolve(layer: &ConfigArgs) -> Result<Option<Duration>, ConfigError> {
-    let retention_text = layer
-        .audit_retention
-        .clone()
-        .unwrap_or_else(|| "90d".into());
-    match retention_text.trim() {
-        "0" | "0s" => Ok(None),
-        text => {
-            let d = duration("audit_retention", text)?;
+    let retention = layer.audit_retention.as_ref();
+    match retention.map(|r| r.0.trim()) {
+        Some("0" | "0s") => Ok(None),
+        _ => {
+            let d = duration("audit_retention", retention, "90d")?;
             if d < Duration::from_secs(3600) {
                 return Err(invalid(
                     "audit_retention",

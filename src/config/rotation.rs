@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{ConfigArgs, ConfigError, duration, invalid};
+use super::duration::{duration, seconds};
+use super::{ConfigArgs, ConfigError, invalid};
 use crate::keys::Alg;
 use crate::keys::rotation::Policy;
 use crate::principal::MAX_TOKEN_TTL;
@@ -19,18 +20,22 @@ pub(super) struct Rotation {
 pub(super) fn resolve(layer: &ConfigArgs) -> Result<Rotation, ConfigError> {
     let alg_text = layer.signing_alg.clone().unwrap_or_else(|| "ES256".into());
     let signing_alg: Alg = alg_text.parse().map_err(|e| invalid("signing_alg", e))?;
-    let token_ttl = layer.token_ttl.unwrap_or(300);
+    let token_ttl = seconds("token_ttl", layer.token_ttl.as_ref(), 300)?;
     if token_ttl == 0 || token_ttl > MAX_TOKEN_TTL {
         return Err(invalid(
             "token_ttl",
             format!("{token_ttl} is outside 1-{MAX_TOKEN_TTL} seconds"),
         ));
     }
-    let jwks_max_age = layer.jwks_max_age.unwrap_or(300);
+    let jwks_max_age = seconds("jwks_max_age", layer.jwks_max_age.as_ref(), 300)?;
     if jwks_max_age > 86_400 {
         return Err(invalid("jwks_max_age", "at most 86400 seconds"));
     }
-    let max_token_lifetime = layer.max_token_lifetime.unwrap_or(MAX_TOKEN_TTL);
+    let max_token_lifetime = seconds(
+        "max_token_lifetime",
+        layer.max_token_lifetime.as_ref(),
+        MAX_TOKEN_TTL,
+    )?;
     if max_token_lifetime == 0 || max_token_lifetime > MAX_TOKEN_TTL {
         return Err(invalid(
             "max_token_lifetime",
@@ -45,18 +50,12 @@ pub(super) fn resolve(layer: &ConfigArgs) -> Result<Rotation, ConfigError> {
             ),
         ));
     }
-    let verifier_skew = layer.verifier_skew.unwrap_or(300);
+    let verifier_skew = seconds("verifier_skew", layer.verifier_skew.as_ref(), 300)?;
     if verifier_skew > 3600 {
         return Err(invalid("verifier_skew", "at most 3600 seconds"));
     }
-    let rotation_period = duration(
-        "rotation_period",
-        layer.rotation_period.as_deref().unwrap_or("7d"),
-    )?;
-    let rotation_margin = duration(
-        "rotation_margin",
-        layer.rotation_margin.as_deref().unwrap_or("5m"),
-    )?;
+    let rotation_period = duration("rotation_period", layer.rotation_period.as_ref(), "7d")?;
+    let rotation_margin = duration("rotation_margin", layer.rotation_margin.as_ref(), "5m")?;
     if rotation_margin.as_secs() < 1 {
         return Err(invalid(
             "rotation_margin",
@@ -65,7 +64,8 @@ pub(super) fn resolve(layer: &ConfigArgs) -> Result<Rotation, ConfigError> {
     }
     let key_check_interval = duration(
         "key_check_interval",
-        layer.key_check_interval.as_deref().unwrap_or("10s"),
+        layer.key_check_interval.as_ref(),
+        "10s",
     )?;
     if key_check_interval.is_zero() || key_check_interval > Duration::from_secs(600) {
         return Err(invalid("key_check_interval", "use 1s to 10m"));
