@@ -11,6 +11,13 @@ pub fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// A Unix time as RFC 3339 in UTC (`2026-11-04T09:30:00Z`), as every time is
+/// printed; a time before 1970 prints as the epoch.
+pub fn rfc3339(unix: i64) -> String {
+    let secs = u64::try_from(unix).unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+}
+
 /// A source of the current time, in Unix seconds.
 pub trait Clock: Send + Sync {
     /// The current time.

@@ -150,7 +150,7 @@ impl KeyManager {
         match self.store.update_keys(&update).await {
             Ok(_) => {
                 for t in &planned {
-                    tracing::info!(transition = ?t, "signing key transition applied");
+                    tracing::info!(transition = %t, "signing key transition applied");
                 }
                 Ok(Outcome::Applied(planned))
             }
@@ -232,7 +232,7 @@ impl KeyManager {
             return Ok(false);
         }
         let published = Published::build(&keys, &self.keks, self.policy.alg, &self.endpoints)?;
-        tracing::info!(kids = ?published.kids, signer = published.signer.kid(), "published key set changed");
+        tracing::info!(kids = %published.kids.join(","), signer = published.signer.kid(), "published key set changed");
         ring.replace(published);
         Ok(true)
     }

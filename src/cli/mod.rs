@@ -113,13 +113,7 @@ pub fn error_report(e: &anyhow::Error) -> String {
 
 /// A Unix time as RFC 3339 (UTC), or `-`.
 fn time(t: Option<i64>) -> String {
-    match t.and_then(|t| u64::try_from(t).ok()) {
-        Some(t) => humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
-        )
-        .to_string(),
-        None => "-".into(),
-    }
+    t.map_or_else(|| "-".into(), crate::clock::rfc3339)
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -356,6 +356,13 @@ async fn operator_commands_explain_and_act() {
         e.contains("can sign safely from") && e.contains("keys rotate --now"),
         "{e}"
     );
+    // The time is RFC 3339, as everywhere else, not Unix seconds.
+    let from = e.split("can sign safely from ").nth(1).unwrap();
+    let from = from.split_whitespace().next().unwrap();
+    assert!(
+        humantime::parse_rfc3339(from).is_ok() && from.ends_with('Z'),
+        "{from} in {e}"
+    );
     let keys = list_json(dir.path(), &env);
     let (current, next) = (kid_in(&keys, "current"), kid_in(&keys, "next"));
     assert_eq!(
@@ -371,6 +378,13 @@ async fn operator_commands_explain_and_act() {
     // Emergency rotation: a fresh key signs at once, the old one stays published.
     let o = run(dir.path(), &["keys", "rotate", "--now"], &env);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Its log lines say what happened in words, not as Rust `Debug` values.
+    let log = stderr(&o);
+    assert!(
+        log.contains("a fresh ES256 key signs at once (emergency rotation)"),
+        "{log}"
+    );
+    assert!(!log.contains(" { ") && !log.contains("[\""), "{log}");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         out.contains("signs now") && out.contains("warning") && out.contains("may reject"),

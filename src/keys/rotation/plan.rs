@@ -65,12 +65,37 @@ pub enum Request {
     Revoke(String),
 }
 
+/// One line for logs: what happened, without Rust's `Debug` shapes.
+impl std::fmt::Display for Transition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transition::CreateNext { alg } => write!(f, "a new next {alg} key is published"),
+            Transition::CreateCurrent { alg, urgency } => {
+                let why = match urgency {
+                    Urgency::FirstStart => "first start",
+                    Urgency::Emergency => "emergency rotation",
+                    Urgency::NothingCanSign => "no other key could sign",
+                };
+                write!(f, "a fresh {alg} key signs at once ({why})")
+            }
+            Transition::Promote { kid, early: false } => write!(f, "next key {kid} signs now"),
+            Transition::Promote { kid, early: true } => write!(
+                f,
+                "next key {kid} signs now, published for less than the publish lead"
+            ),
+            Transition::Retire { kid } => write!(f, "key {kid} retired"),
+            Transition::Revoke { kid } => write!(f, "key {kid} revoked"),
+        }
+    }
+}
+
 /// Why a manual request cannot be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The next key has not been published long enough.
     #[error(
-        "next key {kid} has been published for {published_for} s; it can sign safely from {ready_at} (in {wait} s, once every cached JWKS holds it). Use `keys rotate --now` only in an emergency"
+        "next key {kid} has been published for {published_for} s; it can sign safely from {} (in {wait} s, once every cached JWKS holds it). Use `keys rotate --now` only in an emergency",
+        crate::clock::rfc3339(*.ready_at)
     )]
     NotReady {
         /// The next key.

@@ -135,9 +135,20 @@ fn manual_rotation_waits_for_the_publish_lead() {
     m.run(p.rotation_period, &p, &Request::Scheduled).unwrap();
     let now = p.rotation_period + 10;
     match m.run(now, &p, &Request::Rotate) {
-        Err(PlanError::NotReady { wait, ready_at, .. }) => {
+        Err(e @ PlanError::NotReady { wait, ready_at, .. }) => {
             assert_eq!(ready_at, p.rotation_period + p.publish_lead());
             assert_eq!(wait, p.publish_lead() - 10);
+            // When, as RFC 3339: the Unix time is no answer for an operator.
+            let when = crate::clock::rfc3339(ready_at);
+            assert!(
+                when.starts_with("1970-01-0") && when.ends_with('Z'),
+                "{when}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("can sign safely from {when} ")),
+                "{text}"
+            );
         }
         other => panic!("{other:?}"),
     }
