@@ -7,6 +7,7 @@
 //! calls them in turn.
 
 mod duration;
+mod effective;
 mod issuer;
 mod keks;
 mod layer;
@@ -23,6 +24,7 @@ use crate::keys::rotation::Policy;
 use crate::store::Backend;
 
 pub use duration::{DurationText, parse_duration};
+pub use effective::{HIDDEN, hide_password, to_toml};
 pub use issuer::{check_issuer_url, issuer_warnings};
 pub use keks::{DEFAULT_KEK_FILE, KekSource};
 pub use layer::ConfigArgs;
@@ -358,6 +360,60 @@ mod tests {
                 .why
                 .contains("tokn_ttl")
         );
+    }
+
+    /// `nomos-issuer.example.toml`, read with the real loader: its values are
+    /// the defaults, it names every file key, and each commented-out
+    /// `key = value` line is valid as written.
+    #[test]
+    fn the_example_file_holds_every_key_at_its_default() {
+        use clap::Args;
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("nomos-issuer.example.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let read = |path: PathBuf| {
+            let mut a = args();
+            a.config = Some(path);
+            Settings::resolve(&a, None)
+        };
+        let s = read(example.clone()).unwrap();
+        assert_eq!(s.effective(), Settings::defaults().unwrap().effective());
+        let flags = ConfigArgs::augment_args(clap::Command::new("t"));
+        let keys: Vec<&str> = flags
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| *id != "config")
+            .collect();
+        let is_setting = |line: &str, key: &str| line.starts_with(&format!("{key} = "));
+        for key in &keys {
+            assert!(
+                text.lines()
+                    .any(|l| is_setting(l, key) || is_setting(l.trim_start_matches("# "), key)),
+                "{key} is not in the example"
+            );
+        }
+        // Every commented-out setting, switched on (the last of a key wins).
+        let mut chosen: std::collections::BTreeMap<&str, &str> = Default::default();
+        for line in text.lines() {
+            let setting = line.trim_start_matches("# ");
+            if let Some(key) = keys.iter().find(|k| is_setting(setting, k)) {
+                chosen.insert(key, setting);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let all = dir.path().join("all.toml");
+        std::fs::write(
+            &all,
+            chosen
+                .values()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        )
+        .unwrap();
+        let s = read(all).unwrap();
+        assert_eq!(s.issuer, "https://id.example.com");
+        assert_eq!(s.backend, Backend::Postgres);
+        assert!(s.tls.is_some() && s.operator_listen.is_some());
     }
 
     #[test]
