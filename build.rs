@@ -15,11 +15,17 @@
 //! `-- no-transaction` as the first line runs a migration outside a
 //! transaction. The SQL is included byte for byte: sqlx compares its checksum
 //! with the one recorded when a database applied it.
+//!
+//! It also sets `NOMOS_ISSUER_COMMIT`, the git commit `--version` prints: the
+//! variable of that name when the build has it (a container build, whose
+//! context has no `.git`), else `git rev-parse --short=12 HEAD` in a checkout,
+//! else `unknown` (a source tarball, or no git).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    commit();
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=migrations");
@@ -48,6 +54,47 @@ fn main() {
     let dest =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("migrations.rs");
     std::fs::write(&dest, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", dest.display()));
+}
+
+/// Sets `NOMOS_ISSUER_COMMIT`, and asks to run again when HEAD moves.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=NOMOS_ISSUER_COMMIT");
+    let given = std::env::var("NOMOS_ISSUER_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    let commit = given.or_else(|| {
+        let head = git(&["rev-parse", "--short=12", "HEAD"])?;
+        // HEAD, the branch it names and packed refs: a commit or a checkout
+        // changes one of them. Only files that exist are named, since cargo
+        // reruns a script at every build for a missing one.
+        let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watched.push(git(&["rev-parse", "--git-path", &branch]));
+        }
+        watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+        for path in watched.into_iter().flatten() {
+            if Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+        Some(head)
+    });
+    println!(
+        "cargo:rustc-env=NOMOS_ISSUER_COMMIT={}",
+        commit.as_deref().unwrap_or("unknown")
+    );
+}
+
+/// What `git ARGS` prints, trimmed, when it succeeds (no git, or not in a
+/// checkout: `None`).
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(std::env::var_os("CARGO_MANIFEST_DIR")?)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
 
 struct Migration {

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use nomos_issuer::cli::{Cli, error_report, run};
 use nomos_issuer::config::ConfigError;
 use nomos_issuer::keys::kek::KekError;
@@ -27,7 +26,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

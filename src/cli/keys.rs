@@ -10,31 +10,82 @@ use crate::config::Settings;
 use crate::key_manager::KeyManager;
 use crate::keys::rotation::{Request, Transition, Urgency, next_transition};
 
+/// Examples of the `keys` group.
+pub const EXAMPLES: &str = "\
+Examples:
+  # Which key signs, which is next, and when each changes
+  nomos-issuer keys list
+  # Scheduled rotation now, if the next key is in every cached JWKS
+  nomos-issuer keys rotate
+  # A signing key leaked: out of the JWKS at once
+  nomos-issuer keys revoke KID";
+
+/// Examples of `keys list`.
+pub const LIST_EXAMPLES: &str = "\
+Examples:
+  nomos-issuer keys list
+  # The key that signs, for a script
+  nomos-issuer keys list --json | jq -r '.keys[] | select(.state == \"current\") | .kid'";
+
+/// Examples of `keys rotate`.
+pub const ROTATE_EXAMPLES: &str = "\
+Examples:
+  # Let the next key sign now; if it is too early, says from when it can
+  nomos-issuer keys rotate
+  # Emergency: a fresh key signs at once (cached verifiers may reject it for up to jwks_max_age)
+  nomos-issuer keys rotate --now";
+
+/// Examples of `keys revoke`.
+pub const REVOKE_EXAMPLES: &str = "\
+Examples:
+  nomos-issuer keys list
+  nomos-issuer keys revoke biOqYwf8Fz95zV9QAtd59xPxDj9hftoh8PsvaH4psrU";
+
+/// Examples of `keys rewrap`.
+pub const REWRAP_EXAMPLES: &str = "\
+Examples:
+  # Retire an old KEK: the new one active, the old one only to decrypt
+  nomos-issuer --kek-file /etc/nomos-issuer/kek.new --previous-kek-file /etc/nomos-issuer/kek keys rewrap";
+
 /// `keys` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
     /// List signing keys: kid, algorithm, state, timestamps and the next transition
+    #[command(after_help = LIST_EXAMPLES)]
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// Let the next key sign now, if every cached JWKS holds it; else say when it can
+    #[command(after_help = ROTATE_EXAMPLES)]
     Rotate {
         /// Emergency: a fresh key signs at once (cached verifiers may reject its
         /// tokens until they refetch the JWKS); the old key stays published
         #[arg(long)]
         now: bool,
+        /// Print JSON: the transitions applied and any warnings
+        #[arg(long)]
+        json: bool,
     },
     /// Take a key out of the JWKS at once and destroy its private key; if it was
     /// signing, the next key takes over
+    #[command(after_help = REVOKE_EXAMPLES)]
     Revoke {
         /// The key id (see `keys list`)
         kid: String,
+        /// Print JSON: the transitions applied and any warnings
+        #[arg(long)]
+        json: bool,
     },
     /// Re-encrypt every stored private key under the active KEK (--kek-file), so
     /// that a previous KEK (--previous-kek-file) can be retired
-    Rewrap,
+    #[command(after_help = REWRAP_EXAMPLES)]
+    Rewrap {
+        /// Print JSON: {"rewrapped": N}
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 use super::time;
@@ -43,7 +94,10 @@ pub async fn run(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(&settings, false).await?;
     match cmd {
         KeysCommand::List { json } => list(&settings, store.as_ref(), json).await,
-        KeysCommand::Rotate { now: emergency } => {
+        KeysCommand::Rotate {
+            now: emergency,
+            json,
+        } => {
             let (manager, _) = start_keys(store, &settings).await?;
             let request = if emergency {
                 Request::RotateNow
@@ -51,21 +105,25 @@ pub async fn run(settings: Settings, cmd: KeysCommand) -> anyhow::Result<()> {
                 Request::Rotate
             };
             let applied = apply(&manager, &request).await?;
-            report(&manager, &applied);
+            report(&manager, &applied, json);
             Ok(())
         }
-        KeysCommand::Revoke { kid } => {
+        KeysCommand::Revoke { kid, json } => {
             let (manager, _) = start_keys(store, &settings).await?;
             let applied = apply(&manager, &Request::Revoke(kid)).await?;
-            report(&manager, &applied);
+            report(&manager, &applied, json);
             Ok(())
         }
-        KeysCommand::Rewrap => {
+        KeysCommand::Rewrap { json } => {
             let (manager, _) = start_keys(store, &settings).await?;
             let n = manager.rewrap().await?;
-            println!(
-                "re-wrapped {n} signing key(s) under the active key-encryption key; every stored key is now under it"
-            );
+            if json {
+                super::print_json(&json!({ "rewrapped": n }));
+            } else {
+                println!(
+                    "re-wrapped {n} signing key(s) under the active key-encryption key; every stored key is now under it"
+                );
+            }
             Ok(())
         }
     }
@@ -79,47 +137,70 @@ async fn apply(manager: &KeyManager, request: &Request) -> anyhow::Result<Vec<Tr
     })
 }
 
-fn report(manager: &KeyManager, applied: &[Transition]) {
+/// What each applied transition means: a line to print, its JSON, and a
+/// warning when verifiers may notice.
+fn report(manager: &KeyManager, applied: &[Transition], json: bool) {
     let p = manager.policy();
     let t = now();
+    let mut lines = Vec::new();
+    let mut rows = Vec::new();
+    let mut warnings = Vec::new();
     for tr in applied {
-        match tr {
+        let row = match tr {
             Transition::Promote { kid, early } => {
-                println!("key {kid} signs now");
+                lines.push(format!("key {kid} signs now"));
                 if *early {
-                    println!(
-                        "warning: it was published less than {} s ago; verifiers that cached the JWKS before may reject its tokens until {}",
+                    warnings.push(format!(
+                        "it was published less than {} s ago; verifiers that cached the JWKS before may reject its tokens until {}",
                         p.publish_lead(),
                         time(Some(t + p.jwks_max_age))
-                    );
+                    ));
                 }
+                json!({ "transition": "promote", "kid": kid, "early": early })
             }
             Transition::CreateCurrent { alg, urgency } => {
-                println!("a fresh {alg} key signs now");
+                lines.push(format!("a fresh {alg} key signs now"));
                 if *urgency != Urgency::FirstStart {
-                    println!(
-                        "warning: verifiers that cached the JWKS do not know this key yet and may reject its tokens until they refetch it, at the latest {} ({} s); the previous key stays published until its tokens expire",
+                    warnings.push(format!(
+                        "verifiers that cached the JWKS do not know this key yet and may reject its tokens until they refetch it, at the latest {} ({} s); the previous key stays published until its tokens expire",
                         time(Some(t + p.jwks_max_age)),
                         p.jwks_max_age
-                    );
+                    ));
                 }
+                json!({ "transition": "create_current", "alg": alg.as_str() })
             }
             Transition::CreateNext { alg } => {
-                println!(
-                    "a new next {alg} key is published; it can sign from {}",
-                    time(Some(t + p.publish_lead()))
-                );
+                let from = time(Some(t + p.publish_lead()));
+                lines.push(format!(
+                    "a new next {alg} key is published; it can sign from {from}"
+                ));
+                json!({ "transition": "create_next", "alg": alg.as_str(), "can_sign_from": from })
             }
             Transition::Retire { kid } => {
-                println!("key {kid} left the JWKS; its private key is destroyed");
+                lines.push(format!(
+                    "key {kid} left the JWKS; its private key is destroyed"
+                ));
+                json!({ "transition": "retire", "kid": kid })
             }
             Transition::Revoke { kid } => {
-                println!(
+                lines.push(format!(
                     "key {kid} revoked: out of the JWKS now, private key destroyed; verifiers stop accepting its tokens once they refetch the JWKS (within {} s)",
                     p.jwks_max_age
-                );
+                ));
+                json!({ "transition": "revoke", "kid": kid })
             }
-        }
+        };
+        rows.push(row);
+    }
+    if json {
+        super::print_json(&json!({ "applied": rows, "warnings": warnings }));
+        return;
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    for w in warnings {
+        println!("warning: {w}");
     }
 }
 

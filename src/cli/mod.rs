@@ -1,19 +1,70 @@
 //! The command line: one file per command group.
+//!
+//! Help is written to teach. Each command's `-h` shows its own flags and a
+//! one-line note on the global ones (the configuration, which `--help` lists
+//! under "Global options"), and ends with examples: a constant per command,
+//! `pub const EXAMPLES: &str = "Examples:\n  # what it does\n  nomos-issuer …"`
+//! in the command's file, set with `#[command(after_help = EXAMPLES)]`.
+//! [`command`] adds the note; `tests/it/first_hour/help.rs` checks that every
+//! command has examples.
 
 mod admin;
 mod agent;
 mod audit;
 mod aws;
+mod completion;
+mod config_check;
 mod keys;
+mod migrate;
 mod org;
 mod serve;
 mod token;
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{ConfigArgs, LogFormat, Settings};
+
+/// The version `--version` prints: the package's, and the git commit it was
+/// built from (`unknown` outside a git checkout, unless `NOMOS_ISSUER_COMMIT`
+/// was set for the build; see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NOMOS_ISSUER_COMMIT"),
+    ")"
+);
+
+/// Examples of the top level.
+const EXAMPLES: &str = "\
+Examples:
+  # Run the issuer on its embedded default (SQLite in ./data, KEK in ./keys/kek)
+  nomos-issuer serve
+  # In another terminal: an org, whose client secret is printed once
+  nomos-issuer org create acme
+  # The settings in effect, from flags, NOMOS_ISSUER_* variables and --config
+  nomos-issuer --config nomos-issuer.toml config check
+  # A command's own help, with its examples
+  nomos-issuer keys rotate -h";
+
+/// Examples of `serve`.
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # The embedded default on http://127.0.0.1:8080
+  nomos-issuer serve
+  # HTTPS for local work, with a development CA in keys/ (the issuer becomes https://…)
+  nomos-issuer serve --dev-tls
+  # Production: Postgres, an operator's KEK, the public issuer, /admin and /metrics apart
+  nomos-issuer --database-url postgres://nomos@db.internal/nomos \\
+      --kek-file /etc/nomos-issuer/kek --issuer https://id.example.com \\
+      --listen 0.0.0.0:8080 --operator-listen 127.0.0.1:9090 serve";
+
+/// What a command's short help (`-h`) says in place of the global options.
+pub const GLOBAL_OPTIONS_NOTE: &str = "\
+Global options: the configuration flags (--config, --database-url, --issuer, --listen,
+--kek-file, ...) work with every command, each also a NOMOS_ISSUER_* variable;
+--help lists them, `nomos-issuer config check` shows their values.";
 
 /// nomos-issuer: an OpenID Connect issuer for machine identities.
 ///
@@ -22,7 +73,12 @@ use crate::config::{ConfigArgs, LogFormat, Settings};
 /// sts:AssumeRoleWithWebIdentity. Every command reads the same configuration:
 /// flags, then NOMOS_ISSUER_* environment, then the --config file, then defaults.
 #[derive(Debug, Parser)]
-#[command(name = "nomos-issuer", version, max_term_width = 100)]
+#[command(
+    name = "nomos-issuer",
+    version = VERSION,
+    max_term_width = 100,
+    after_help = EXAMPLES
+)]
 pub struct Cli {
     /// Configuration shared by every command.
     #[command(flatten)]
@@ -32,24 +88,60 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses this process's arguments with [`command`]'s help; exits on
+    /// `--help`, `--version` and invalid usage (code 2).
+    pub fn parse_args() -> Self {
+        let matches = command().get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// The command line with its help finished: every command's short help ends
+/// with its examples and the [`GLOBAL_OPTIONS_NOTE`]; `--help` with the
+/// examples. The binary, `completion` and `man` all use it.
+pub fn command() -> clap::Command {
+    finish(Cli::command())
+}
+
+fn finish(cmd: clap::Command) -> clap::Command {
+    let examples = cmd.get_after_help().map(ToString::to_string);
+    let mut cmd = match examples {
+        Some(examples) => cmd
+            .after_help(format!("{examples}\n\n{GLOBAL_OPTIONS_NOTE}"))
+            .after_long_help(examples),
+        None => cmd.after_help(GLOBAL_OPTIONS_NOTE),
+    };
+    for sub in cmd.get_subcommands_mut() {
+        *sub = finish(std::mem::replace(sub, clap::Command::new("")));
+    }
+    cmd
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the issuer (embedded SQLite store by default)
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve(serve::ServeArgs),
     /// Apply database migrations and exit
-    Migrate,
+    #[command(after_help = migrate::EXAMPLES)]
+    Migrate(migrate::MigrateArgs),
     /// Manage orgs
     #[command(subcommand)]
     Org(org::OrgCommand),
     /// Manage agents of an org
     #[command(subcommand)]
     Agent(agent::AgentCommand),
-    /// Mint tokens locally (audited like any other)
+    /// Tokens: mint from the store, or fetch from a running issuer (workloads)
+    ///
+    /// `token mint` signs a token with the store's keys, for operators and
+    /// tests; `token fetch` and `token watch` ask a running issuer for one with
+    /// a client's credentials and keep a token file fresh for the AWS SDKs.
     #[command(subcommand)]
     Token(token::TokenCommand),
     /// Inspect and rotate signing keys
-    #[command(subcommand)]
+    #[command(subcommand, after_help = keys::EXAMPLES)]
     Keys(keys::KeysCommand),
     /// Connect AWS: provider parameters, trust policies, lint, a live check
     #[command(subcommand)]
@@ -60,6 +152,15 @@ pub enum Command {
     /// Admin API access: bearer tokens for /admin/v1
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Check the configuration and print the settings in effect
+    #[command(subcommand, after_help = config_check::CHECK_EXAMPLES)]
+    Config(config_check::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, …)
+    #[command(after_help = completion::COMPLETION_EXAMPLES)]
+    Completion(completion::CompletionArgs),
+    /// Print the manual page (roff), made from the same definitions as --help
+    #[command(after_help = completion::MAN_EXAMPLES)]
+    Man(completion::ManArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -77,12 +178,23 @@ fn init_logging(format: LogFormat) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let kek_env = std::env::var("NOMOS_ISSUER_KEK").ok();
-    let settings = Settings::resolve(&cli.config, kek_env)?;
-    init_logging(settings.log_format);
     match cli.command {
+        // These print what the command line is: no configuration needed.
+        Command::Completion(args) => completion::completion(&args),
+        Command::Man(args) => completion::man(&args),
+        command => {
+            let kek_env = std::env::var("NOMOS_ISSUER_KEK").ok();
+            let settings = Settings::resolve(&cli.config, kek_env)?;
+            init_logging(settings.log_format);
+            run_configured(settings, command).await
+        }
+    }
+}
+
+async fn run_configured(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => serve::run(settings, args).await,
-        Command::Migrate => serve::migrate(settings).await,
+        Command::Migrate(args) => migrate::run(settings, args).await,
         Command::Org(cmd) => org::run(settings, cmd).await,
         Command::Agent(cmd) => agent::run(settings, cmd).await,
         Command::Token(cmd) => token::run(settings, cmd).await,
@@ -90,6 +202,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Aws(cmd) => aws::run(settings, cmd).await,
         Command::Audit(cmd) => audit::run(settings, cmd).await,
         Command::Admin(cmd) => admin::run(settings, cmd).await,
+        Command::Config(cmd) => config_check::run(&settings, cmd),
+        Command::Completion(args) => completion::completion(&args),
+        Command::Man(args) => completion::man(&args),
     }
 }
 

@@ -1,8 +1,7 @@
-//! `serve` and `migrate`.
+//! `serve`.
 
 use anyhow::Context;
 
-use crate::app::open_store;
 use crate::config::Settings;
 use crate::server::Server;
 
@@ -14,7 +13,8 @@ pub struct ServeArgs {
     pub migrate: bool,
     /// Serve HTTPS with a development CA (valid only for localhost and this
     /// issuer's host, for two years) and a certificate made in keys/; clients
-    /// trust keys/dev-ca.pem. Not for production
+    /// trust keys/dev-ca.pem. The default issuer becomes https://<listen>. Not
+    /// for production
     #[arg(long)]
     pub dev_tls: bool,
 }
@@ -80,16 +80,5 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     tracing::info!("shutting down: draining requests and flushing the audit");
     server.stop().await?;
     tracing::info!("stopped");
-    Ok(())
-}
-
-pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings, true).await?;
-    let pending = store
-        .pending_migrations()
-        .await
-        .context("cannot read the schema version")?;
-    anyhow::ensure!(pending == 0, "{pending} migration(s) still pending");
-    eprintln!("schema is up to date ({:?} store)", store.backend());
     Ok(())
 }

@@ -11,25 +11,49 @@ use super::{ConfigError, invalid};
 /// One layer of settings: the flags and `NOMOS_ISSUER_*` variables, or the
 /// TOML file, whose keys are the field names. Every field is optional so that
 /// a lower layer and the defaults can fill the gaps.
+///
+/// Every flag is global (accepted after any command) and listed by `--help`
+/// under "Global options"; `-h` leaves them out, so that a command's short
+/// help shows its own flags, and says where the others are.
 #[derive(clap::Args, Deserialize, Debug, Clone, Default)]
 #[serde(default, deny_unknown_fields)]
+#[command(next_help_heading = "Global options")]
 pub struct ConfigArgs {
     /// TOML configuration file (lowest precedence above the defaults)
-    #[arg(long, env = "NOMOS_ISSUER_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_CONFIG",
+        global = true,
+        hide_short_help = true,
+        value_name = "FILE"
+    )]
     // The file names no other file.
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "NOMOS_ISSUER_LISTEN", global = true, value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_LISTEN",
+        global = true,
+        hide_short_help = true,
+        value_name = "ADDR"
+    )]
     pub listen: Option<String>,
     /// Issuer URL, the `iss` of every token; AWS requires https [default: http://<listen>]
-    #[arg(long, env = "NOMOS_ISSUER_ISSUER", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_ISSUER",
+        global = true,
+        hide_short_help = true,
+        value_name = "URL"
+    )]
     pub issuer: Option<String>,
     /// postgres://… or sqlite:… [default: sqlite://data/nomos-issuer.db]
     #[arg(
         long,
         env = "NOMOS_ISSUER_DATABASE_URL",
         global = true,
+        hide_short_help = true,
         value_name = "URL"
     )]
     pub database_url: Option<String>,
@@ -38,6 +62,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_KEK_FILE",
         global = true,
+        hide_short_help = true,
         value_name = "FILE"
     )]
     pub kek_file: Option<PathBuf>,
@@ -46,6 +71,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_SIGNING_ALG",
         global = true,
+        hide_short_help = true,
         value_name = "ALG"
     )]
     pub signing_alg: Option<String>,
@@ -54,6 +80,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_TOKEN_TTL",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub token_ttl: Option<DurationText>,
@@ -62,6 +89,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_JWKS_MAX_AGE",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub jwks_max_age: Option<DurationText>,
@@ -70,6 +98,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_ASSERTION_SKEW",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub assertion_skew: Option<DurationText>,
@@ -78,6 +107,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_PRINCIPAL_CACHE_SECONDS",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub principal_cache_seconds: Option<DurationText>,
@@ -86,6 +116,7 @@ pub struct ConfigArgs {
         long = "previous-kek-file",
         env = "NOMOS_ISSUER_PREVIOUS_KEK_FILES",
         global = true,
+        hide_short_help = true,
         value_name = "FILE",
         value_delimiter = ','
     )]
@@ -95,6 +126,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_ROTATION_PERIOD",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub rotation_period: Option<DurationText>,
@@ -103,6 +135,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_ROTATION_MARGIN",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub rotation_margin: Option<DurationText>,
@@ -111,6 +144,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_TOKEN_LIFETIME",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub max_token_lifetime: Option<DurationText>,
@@ -119,6 +153,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_VERIFIER_SKEW",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub verifier_skew: Option<DurationText>,
@@ -127,6 +162,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_KEY_CHECK_INTERVAL",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub key_check_interval: Option<DurationText>,
@@ -135,17 +171,25 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_TLS_CERT",
         global = true,
+        hide_short_help = true,
         value_name = "FILE"
     )]
     pub tls_cert: Option<PathBuf>,
     /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1)
-    #[arg(long, env = "NOMOS_ISSUER_TLS_KEY", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "NOMOS_ISSUER_TLS_KEY",
+        global = true,
+        hide_short_help = true,
+        value_name = "FILE"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Failed authentications per second allowed per client id and source address, bursts of twice that (then 429); valid credentials are never refused; 0 turns it off [default: 20]
     #[arg(
         long,
         env = "NOMOS_ISSUER_AUTH_FAILURE_LIMIT",
         global = true,
+        hide_short_help = true,
         value_name = "PER_SECOND"
     )]
     pub auth_failure_limit: Option<u32>,
@@ -154,6 +198,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_ADDRESS_RATE_LIMIT",
         global = true,
+        hide_short_help = true,
         value_name = "PER_SECOND"
     )]
     pub address_rate_limit: Option<u32>,
@@ -162,6 +207,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_CONCURRENCY",
         global = true,
+        hide_short_help = true,
         value_name = "N"
     )]
     pub max_concurrency: Option<usize>,
@@ -170,6 +216,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_IN_FLIGHT_PER_ADDRESS",
         global = true,
+        hide_short_help = true,
         value_name = "N"
     )]
     pub max_in_flight_per_address: Option<usize>,
@@ -178,6 +225,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_CONNECTIONS",
         global = true,
+        hide_short_help = true,
         value_name = "N"
     )]
     pub max_connections: Option<usize>,
@@ -186,6 +234,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_CONNECTIONS_PER_ADDRESS",
         global = true,
+        hide_short_help = true,
         value_name = "N"
     )]
     pub max_connections_per_address: Option<usize>,
@@ -194,6 +243,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_MAX_BODY_BYTES",
         global = true,
+        hide_short_help = true,
         value_name = "BYTES"
     )]
     pub max_body_bytes: Option<usize>,
@@ -202,6 +252,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_OPERATOR_LISTEN",
         global = true,
+        hide_short_help = true,
         value_name = "ADDR"
     )]
     pub operator_listen: Option<String>,
@@ -210,6 +261,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_AUDIT_RETENTION",
         global = true,
+        hide_short_help = true,
         value_name = "DURATION"
     )]
     pub audit_retention: Option<DurationText>,
@@ -218,6 +270,7 @@ pub struct ConfigArgs {
         long,
         env = "NOMOS_ISSUER_LOG_FORMAT",
         global = true,
+        hide_short_help = true,
         value_name = "FORMAT"
     )]
     pub log_format: Option<String>,
@@ -358,6 +411,8 @@ mod tests {
             let env = format!("NOMOS_ISSUER_{}", id.to_uppercase());
             assert_eq!(arg.get_env(), Some(env.as_ref()), "the variable of {id}");
             assert!(arg.is_global_set(), "{id} is accepted after any command");
+            assert!(arg.is_hide_short_help_set(), "{id} is only in --help");
+            assert_eq!(arg.get_help_heading(), Some("Global options"), "{id}");
             // `--config` names the file: it is no key of it.
             if id != "config" {
                 flags.push(id);

@@ -2,4 +2,6 @@
 //! name their cause, the configuration shown and checked, and the README's
 //! quick start run as written.
 
+mod config;
 mod errors;
+mod help;
