@@ -117,11 +117,7 @@ fn defaults_are_said_once() {
             }
         }
         for sub in cmd.get_subcommands() {
-            walk(
-                sub,
-                &format!("{path} {}", sub.get_name()).trim().to_owned(),
-                twice,
-            );
+            walk(sub, format!("{path} {}", sub.get_name()).trim(), twice);
         }
     }
     let mut twice = Vec::new();
