@@ -381,7 +381,7 @@ async fn record_tokens_pg(
 }
 
 /// `($1,$2,...),($n,...)` for a multi-row insert of `rows` rows of `columns`.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 4);
     for i in 0..rows {
         sql.push_str(if i == 0 { "(" } else { ",(" });
