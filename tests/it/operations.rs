@@ -420,7 +420,10 @@ async fn sighup_reloads_the_certificate() {
     assert!(log.contains("TLS certificate reloaded"), "{log}");
 }
 
-both_backends!(serve_purges_records_past_retention_batch_by_batch);
+both_backends!(
+    serve_purges_records_past_retention_batch_by_batch,
+    serve_purges_decisions_past_retention
+);
 
 /// An audit record of a token for org acme issued at `iat`.
 fn acme_record(jti: String, iat: i64) -> Issued {
@@ -479,6 +482,52 @@ async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(store.token("recent").await.unwrap().is_some());
+    server.stop().await.unwrap();
+    store.close().await;
+}
+
+/// A running server purges the decision records past the audit retention
+/// with the audit records, and keeps the rest.
+async fn serve_purges_decisions_past_retention(backend: Backend) {
+    use nomos_issuer::audit::decision::{Decision, DecisionKind, Reason};
+    use nomos_issuer::store::DecisionQuery;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let now = nomos_issuer::app::now();
+    let refusal = |at: i64| Decision {
+        at,
+        kind: DecisionKind::Authentication,
+        client_id: nomos_issuer::ids::Subject::parse("org/acme").ok(),
+        reason: Reason::WrongSecret,
+        auth_method: None,
+        source: None,
+        request_id: None,
+        evidence: None,
+    };
+    let batch: Vec<Decision> = (0..3)
+        .map(|i| refusal(now - 100 * 86_400 - i))
+        .chain([refusal(now - 86_400)])
+        .collect();
+    store.record_decisions(&batch).await.unwrap();
+    let everything = DecisionQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let kek = db.dir.path().join("kek");
+    nomos_issuer::keys::Kek::create_file(&kek).unwrap();
+    let server = nomos_issuer::server::Server::start(settings(&db, &kek), true)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = store.query_decisions(&everything).await.unwrap();
+        if left.len() == 1 {
+            assert_eq!(left[0].at, now - 86_400);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await.unwrap();
     store.close().await;
 }
