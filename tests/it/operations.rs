@@ -249,8 +249,41 @@ async fn audit_from_the_cli() {
     assert_eq!(out.status.code(), Some(1));
     let out = run(d, &["audit", "list", "--agent", "ci"], &[]);
     assert_eq!(out.status.code(), Some(2), "--agent needs --org");
-    let out = run(d, &["audit", "list", "--since", "yesterday"], &[]);
-    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+    // A duration ago is a time too.
+    let day = json_out(&run(d, &["audit", "list", "--since", "24h", "--json"], &[]));
+    // The two minted just now, not the two from 100 days ago.
+    assert_eq!(day["tokens"].as_array().unwrap().len(), 2);
+
+    // Invalid input exits 2, naming the flag and the forms it takes.
+    for (args, words) in [
+        (
+            &["audit", "list", "--since", "yesterday"][..],
+            &["--since", "RFC 3339", "24h", "Unix seconds"][..],
+        ),
+        (
+            &["audit", "list", "--org", "Acme"],
+            &["--org", "invalid org id"],
+        ),
+        (
+            &["audit", "list", "--org", "acme", "--agent", "C_I"],
+            &["--agent", "invalid agent id"],
+        ),
+        (&["audit", "list", "--limit", "0"], &["--limit", "1..=1000"]),
+        (
+            &["audit", "list", "--before", "nonsense"],
+            &["--before", "not a cursor"],
+        ),
+        (
+            &["audit", "purge", "--older-than", "a while"],
+            &["--older-than", "30d"],
+        ),
+    ] {
+        let out = run(d, args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        for w in words {
+            assert!(stderr(&out).contains(w), "{args:?}: {w}: {}", stderr(&out));
+        }
+    }
 
     let out = run(d, &["audit", "purge"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -259,6 +292,16 @@ async fn audit_from_the_cli() {
     assert_eq!(all["tokens"].as_array().unwrap().len(), 2);
     let out = run(d, &["audit", "purge", "--older-than", "1h"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("purged 0 "));
+    let purged = json_out(&run(
+        d,
+        &["audit", "purge", "--older-than", "1h", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        (purged["tokens"].as_u64(), purged["decisions"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(purged["before"].is_i64());
 }
 
 /// `serve --dev-tls` makes a CA and a certificate in keys/ and serves HTTPS.
