@@ -1,4 +1,5 @@
-//! `audit list | show JTI | purge`: the record of every issued token.
+//! `audit list | show JTI | decisions | purge`: the record of every issued
+//! token, and of every refusal.
 //!
 //! Every flag is checked when the command line is parsed, so that invalid
 //! input exits 2 with the flag's name and the forms it takes.
@@ -7,9 +8,13 @@ use anyhow::Context;
 
 use crate::app::{now, open_store};
 use crate::audit::AuditRecord;
-use crate::audit::query::{AuditFilter, AuditQuery, MAX_LIMIT, parse_cursor, record_json};
+use crate::audit::decision::DecisionRecord;
+use crate::audit::query::{
+    AuditFilter, AuditQuery, DecisionFilter, DecisionQuery, MAX_LIMIT, parse_cursor,
+    parse_decision_cursor, record_json,
+};
 use crate::config::Settings;
-use crate::ids::{AgentId, OrgId};
+use crate::ids::{AgentId, OrgId, client_id_arg};
 
 /// `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -44,6 +49,33 @@ pub enum AuditCommand {
     Show {
         /// The token's `jti`
         jti: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List refused client authentications, newest first, with the reason
+    /// the client was not told (wrong secret, revoked credential, ...)
+    Decisions {
+        /// Only refusals of this org's client ids
+        #[arg(long)]
+        org: Option<OrgId>,
+        /// Only refusals of this client id (org/ORG or org/ORG/agent/AGENT)
+        #[arg(long, value_name = "ID", value_parser = client_id_arg)]
+        client_id: Option<String>,
+        /// Only refusals at or after this time: RFC 3339, a duration ago
+        /// (24h, 7d) or Unix seconds
+        #[arg(long, value_name = "TIME", value_parser = time_arg)]
+        since: Option<i64>,
+        /// Only refusals before this time: RFC 3339, a duration ago (24h,
+        /// 7d) or Unix seconds
+        #[arg(long, value_name = "TIME", value_parser = time_arg)]
+        until: Option<i64>,
+        /// At most this many (1-1000)
+        #[arg(long, default_value_t = 100, value_parser = limit_arg())]
+        limit: u32,
+        /// Continue after this cursor (printed as `next` by the previous page)
+        #[arg(long, value_name = "CURSOR", value_parser = decision_cursor_arg)]
+        before: Option<String>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -95,6 +127,12 @@ fn token_cursor_arg(text: &str) -> Result<String, String> {
         .ok_or_else(|| "not a cursor from a previous page of audit list".to_owned())
 }
 
+fn decision_cursor_arg(text: &str) -> Result<String, String> {
+    parse_decision_cursor(text)
+        .map(|_| text.to_owned())
+        .ok_or_else(|| "not a cursor from a previous page of audit decisions".to_owned())
+}
+
 fn print_record(r: &AuditRecord) {
     println!("jti:         {}", r.jti);
     println!("subject:     {}", r.subject);
@@ -103,6 +141,25 @@ fn print_record(r: &AuditRecord) {
     println!("issued at:   {}", super::time(Some(r.iat)));
     println!("expires at:  {}", super::time(Some(r.exp)));
     println!("auth method: {}", r.auth_method);
+}
+
+fn print_decisions(records: &[DecisionRecord]) {
+    println!(
+        "{:<20}  {:<40}  {:<22}  {:<19}  {:<15}  REQUEST",
+        "TIME", "CLIENT", "REASON", "METHOD", "SOURCE"
+    );
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    for r in records {
+        println!(
+            "{:<20}  {:<40}  {:<22}  {:<19}  {:<15}  {}",
+            super::time(Some(r.at)),
+            dash(&r.client_id),
+            r.reason,
+            dash(&r.auth_method),
+            dash(&r.source),
+            dash(&r.request_id),
+        );
+    }
 }
 
 pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
@@ -168,6 +225,41 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                 super::print_json(&record_json(&record));
             } else {
                 print_record(&record);
+            }
+        }
+        AuditCommand::Decisions {
+            org,
+            client_id,
+            since,
+            until,
+            limit,
+            before,
+            json,
+        } => {
+            let filter = DecisionFilter {
+                org: org.map(|o| o.to_string()),
+                client_id,
+                since,
+                until,
+                before,
+                limit: Some(limit),
+            };
+            let query = DecisionQuery::parse(&filter).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let records = store
+                .query_decisions(&query)
+                .await
+                .context("cannot read the decision records")?;
+            if json {
+                super::print_json(&query.page_json(&records));
+                return Ok(());
+            }
+            if records.is_empty() {
+                println!("No refusals match.");
+                return Ok(());
+            }
+            print_decisions(&records);
+            if let Some(next) = query.next(&records) {
+                println!("more: --before {next}");
             }
         }
         AuditCommand::Purge { older_than, json } => {

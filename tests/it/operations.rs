@@ -261,6 +261,10 @@ async fn audit_from_the_cli() {
             &["--since", "RFC 3339", "24h", "Unix seconds"][..],
         ),
         (
+            &["audit", "decisions", "--until", "soon"],
+            &["--until", "RFC 3339", "24h"],
+        ),
+        (
             &["audit", "list", "--org", "Acme"],
             &["--org", "invalid org id"],
         ),
@@ -272,6 +276,14 @@ async fn audit_from_the_cli() {
         (
             &["audit", "list", "--before", "nonsense"],
             &["--before", "not a cursor"],
+        ),
+        (
+            &["audit", "decisions", "--before", "10:jti"],
+            &["--before", "not a cursor"],
+        ),
+        (
+            &["audit", "decisions", "--client-id", "Org/Acme"],
+            &["--client-id", "org/ORG or org/ORG/agent/AGENT"],
         ),
         (
             &["audit", "purge", "--older-than", "a while"],
@@ -302,6 +314,8 @@ async fn audit_from_the_cli() {
         (Some(0), Some(0))
     );
     assert!(purged["before"].is_i64());
+    let none = json_out(&run(d, &["audit", "decisions", "--json"], &[]));
+    assert_eq!(none, json!({"decisions": [], "next": null}));
 }
 
 /// `serve --dev-tls` makes a CA and a certificate in keys/ and serves HTTPS.
@@ -527,6 +541,314 @@ async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
     assert!(store.token("recent").await.unwrap().is_some());
     server.stop().await.unwrap();
     store.close().await;
+}
+
+/// A signed assertion whose header names `kid`.
+fn assertion_with_kid(key: &ClientKey, kid: &str, client_id: &str, aud: &str) -> String {
+    let mut h = josekit::jws::JwsHeader::new();
+    h.set_token_type("JWT");
+    h.set_key_id(kid);
+    let mut p = josekit::jwt::JwtPayload::new();
+    p.set_issuer(client_id);
+    p.set_subject(client_id);
+    p.set_audience(vec![aud]);
+    let now = std::time::SystemTime::now();
+    p.set_issued_at(&now);
+    p.set_expires_at(&(now + Duration::from_secs(60)));
+    p.set_jwt_id("revoked-key");
+    josekit::jwt::encode_with_signer(&p, &h, &key.signer).unwrap()
+}
+
+/// Every kind of failed client authentication: the client hears one generic
+/// `invalid_client`; the operator reads the client id and the reason in the
+/// log (at info) and in the decision records (admin API and CLI). Neither
+/// holds a secret, an assertion or a malformed client id.
+#[tokio::test]
+async fn refusals_are_diagnosed_by_the_operator_never_by_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let org = json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let secret = org["client_secret"].as_str().unwrap().to_owned();
+    let admin = json_out(&run(
+        d,
+        &["admin", "token", "create", "--name", "ops", "--json"],
+        &[],
+    ));
+    let admin_token = admin["token"].as_str().unwrap().to_owned();
+    let key = client_key();
+    std::fs::write(d.join("ci.jwk"), key.public.to_string()).unwrap();
+    json_out(&run(
+        d,
+        &[
+            "agent",
+            "create",
+            "acme",
+            "ci",
+            "--public-key",
+            "ci.jwk",
+            "--json",
+        ],
+        &[],
+    ));
+    // At debug level, so that the grep below sees everything; the
+    // operator's line itself is at info.
+    let serve = Serve::start(
+        d,
+        &["--log-format", "json"],
+        &[("NOMOS_ISSUER_LOG", "debug")],
+    )
+    .unwrap();
+    let base = serve.base.clone();
+    let endpoint = format!("{base}/oauth2/token");
+    let http = reqwest::Client::new();
+    let admin_api = |path: &str| {
+        http.get(format!("{base}/admin/v1{path}"))
+            .bearer_auth(&admin_token)
+            .send()
+    };
+    // A second secret for acme, revoked; a second key for ci, revoked.
+    let added: Value = http
+        .post(format!("{base}/admin/v1/orgs/acme/credentials"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"kind": "secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revoked_secret = added["client_secret"].as_str().unwrap().to_owned();
+    let secret_id = added["credential"]["id"].as_str().unwrap().to_owned();
+    let old_key = client_key();
+    let added: Value = http
+        .post(format!("{base}/admin/v1/orgs/acme/agents/ci/credentials"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"kind": "public_key", "public_jwks": old_key.public}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old_kid = added["credential"]["kids"][0].as_str().unwrap().to_owned();
+    let key_id = added["credential"]["id"].as_str().unwrap().to_owned();
+    for path in [
+        format!("orgs/acme/credentials/{secret_id}"),
+        format!("orgs/acme/agents/ci/credentials/{key_id}"),
+    ] {
+        let r = http
+            .delete(format!("{base}/admin/v1/{path}"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "revoke {path}");
+    }
+
+    let wrong = format!("{secret}x");
+    let post = |body: String| {
+        http.post(&endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let good = assertion(&key, "org/acme/agent/ci", &endpoint, 60, "once");
+    let stranger = client_key();
+    let assertions = [
+        assertion(&stranger, "org/acme/agent/ci", &endpoint, 60, "s"),
+        assertion(&key, "org/acme/agent/ci", "https://elsewhere", 60, "a"),
+        assertion(&key, "org/acme/agent/ci", &endpoint, -120, "e"),
+        assertion_with_kid(&old_key, &old_kid, "org/acme/agent/ci", &endpoint),
+        good.clone(),
+    ];
+    // (what is sent, the reason, the client id recorded, request id)
+    let mut cases: Vec<(reqwest::Response, &str, Option<&str>)> = vec![
+        (
+            token(&base, "org/ghost", &wrong).await,
+            "unknown_client",
+            Some("org/ghost"),
+        ),
+        (
+            token(&base, "org/acme", &wrong).await,
+            "wrong_secret",
+            Some("org/acme"),
+        ),
+        (
+            token(&base, "org/acme", &revoked_secret).await,
+            "revoked_credential",
+            Some("org/acme"),
+        ),
+        (
+            token(&base, "org/acme/agent/ci", &secret).await,
+            "method_not_registered",
+            Some("org/acme/agent/ci"),
+        ),
+        (
+            token(&base, "Org/Evil", &wrong).await,
+            "malformed_client_id",
+            None,
+        ),
+    ];
+    let reasons = [
+        "assertion_signature",
+        "assertion_audience",
+        "assertion_expiry",
+        "revoked_credential",
+    ];
+    for (a, reason) in assertions.iter().zip(reasons) {
+        let r = post(assertion_form(a)).await.unwrap();
+        cases.push((r, reason, Some("org/acme/agent/ci")));
+    }
+    let first = post(assertion_form(&good)).await.unwrap();
+    assert_eq!(first.status(), 200, "{:?}", first.text().await);
+    cases.push((
+        post(assertion_form(&good)).await.unwrap(),
+        "assertion_replay",
+        Some("org/acme/agent/ci"),
+    ));
+
+    // The client: 401 invalid_client; for authentication failures, one
+    // description whatever the reason.
+    let mut expected = Vec::new();
+    for (r, reason, client) in cases {
+        assert_eq!(r.status(), 401, "{reason}");
+        let request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{reason}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        if !reason.starts_with("assertion_") {
+            assert_eq!(description, "client authentication failed", "{reason}");
+        }
+        expected.push((request_id, reason, client));
+    }
+
+    // The operator: the decision records, through the admin API (written
+    // moments after the answers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page: Value = admin_api("/audit/decisions")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["decisions"].as_array().unwrap().len() >= expected.len() {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let records = page["decisions"].as_array().unwrap();
+    assert_eq!(records.len(), expected.len(), "{page}");
+    for (request_id, reason, client) in &expected {
+        let r = records
+            .iter()
+            .find(|r| r["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no record of {reason}: {page}"));
+        assert_eq!(r["reason"], *reason, "{r}");
+        assert_eq!(r["client_id"].as_str(), *client, "{r}");
+        assert_eq!(r["kind"], "authentication");
+        assert_eq!(r["source"], "127.0.0.1");
+        if let Some(c) = client {
+            assert_eq!(r["org_id"], c.split('/').nth(1).unwrap());
+        }
+    }
+    let ci: Value = admin_api("/audit/decisions?client_id=org/acme/agent/ci&limit=2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ci["decisions"].as_array().unwrap().len(), 2);
+    assert_eq!(ci["decisions"][0]["reason"], "assertion_replay");
+    assert!(ci["next"].is_string());
+    let r = admin_api("/audit/decisions?client_id=Org/Evil")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let (status, log) = tokio::task::spawn_blocking(move || serve.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{log}");
+    // The log line of each refusal, at info, with its request id.
+    for (request_id, reason, client) in &expected {
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["fields"]["message"] == "client authentication refused"
+                    && v["fields"]["request_id"] == request_id.as_str()
+            })
+            .unwrap_or_else(|| panic!("no log line for {reason}:\n{log}"));
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["reason"], *reason, "{line}");
+        assert_eq!(line["fields"]["client_id"], client.unwrap_or("-"), "{line}");
+    }
+    let mut never = vec![
+        ("secret", secret.clone()),
+        ("wrong secret", wrong.clone()),
+        ("revoked secret", revoked_secret.clone()),
+        ("malformed client id", "Org/Evil".to_owned()),
+    ];
+    for a in assertions.iter() {
+        never.push(("assertion", a.clone()));
+        never.push((
+            "assertion signature",
+            a.rsplit('.').next().unwrap().to_owned(),
+        ));
+    }
+    for (what, s) in &never {
+        assert!(
+            !log.contains(s.as_str()),
+            "the log holds the {what}:\n{log}"
+        );
+    }
+
+    // The CLI reads the same records; --client-id is checked before use.
+    let all = json_out(&run(d, &["audit", "decisions", "--json"], &[]));
+    assert_eq!(all["decisions"].as_array().unwrap().len(), expected.len());
+    let acme = json_out(&run(
+        d,
+        &[
+            "audit",
+            "decisions",
+            "--client-id",
+            "org/acme",
+            "--since",
+            "1h",
+            "--json",
+        ],
+        &[],
+    ));
+    let reasons: Vec<&str> = acme["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["revoked_credential", "wrong_secret"]);
+    let by_org = json_out(&run(
+        d,
+        &["audit", "decisions", "--org", "acme", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        by_org["decisions"].as_array().unwrap().len(),
+        expected.len() - 2
+    );
+    let text =
+        String::from_utf8(run(d, &["audit", "decisions", "--org", "acme"], &[]).stdout).unwrap();
+    assert!(
+        text.contains("REASON")
+            && text.contains("method_not_registered")
+            && text.contains("org/acme/agent/ci"),
+        "{text}"
+    );
+    let printed = all.to_string();
+    for (what, s) in &never {
+        assert!(!printed.contains(s.as_str()), "the records hold the {what}");
+    }
 }
 
 /// A running server purges the decision records past the audit retention
