@@ -114,8 +114,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        5,
-        "init, session claims, principal changes, admin tokens, change log order"
+        6,
+        "init, session claims, principal changes, admin tokens, change log order, decision records"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
