@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::placeholders;
+use super::page::Page;
 use super::rows::credential_from_row;
 use super::{SqlStore, corrupt};
 use crate::audit::decision::{Decision, DecisionRecord};
@@ -60,46 +61,21 @@ impl DecisionLog for SqlStore {
         &self,
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut sql = format!("SELECT id, {COLUMNS} FROM decisions WHERE 1 = 1");
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        if query.org.is_some() {
-            sql += &format!(" AND org_id = {}", next());
-        }
-        if query.client_id.is_some() {
-            sql += &format!(" AND client_id = {}", next());
-        }
-        if query.since.is_some() {
-            sql += &format!(" AND at >= {}", next());
-        }
-        if query.until.is_some() {
-            sql += &format!(" AND at < {}", next());
-        }
-        if query.before.is_some() {
-            let (a, b, c) = (next(), next(), next());
-            sql += &format!(" AND (at < {a} OR (at = {b} AND id < {c}))");
-        }
-        sql += &format!(" ORDER BY at DESC, id DESC LIMIT {}", next());
-        let mut q = sqlx::query(&sql);
-        if let Some(org) = &query.org {
-            q = q.bind(org.as_str());
-        }
-        if let Some(client) = &query.client_id {
-            q = q.bind(client.to_string());
-        }
-        if let Some(since) = query.since {
-            q = q.bind(since);
-        }
-        if let Some(until) = query.until {
-            q = q.bind(until);
-        }
+        let mut page = Page::default();
+        page.and("org_id =", query.org.as_ref().map(|o| o.as_str()));
+        page.and(
+            "client_id =",
+            query.client_id.as_ref().map(|c| c.to_string()),
+        );
+        page.and("at >=", query.since);
+        page.and("at <", query.until);
         if let Some((at, id)) = query.before {
-            q = q.bind(at).bind(at).bind(id);
+            page.before("at", "id", at, id);
         }
-        let rows = q.bind(i64::from(query.limit)).fetch_all(&self.pool).await?;
+        let columns = format!("id, {COLUMNS}");
+        let rows = page
+            .fetch(&self.pool, &columns, "decisions", ("at", "id"), query.limit)
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 

@@ -9,6 +9,7 @@ mod audit;
 mod decisions;
 mod keys;
 mod migrate;
+mod page;
 mod principals;
 mod replay;
 mod rows;
