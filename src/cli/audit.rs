@@ -143,6 +143,38 @@ fn print_record(r: &AuditRecord) {
     println!("auth method: {}", r.auth_method);
 }
 
+/// Prints a page of a listing: its JSON, or `table` (`none` when it is
+/// empty) and the flag that continues it.
+fn print_page(json: bool, page: &serde_json::Value, empty: bool, none: &str, table: impl FnOnce()) {
+    if json {
+        super::print_json(page);
+    } else if empty {
+        println!("{none}");
+    } else {
+        table();
+        if let Some(next) = page["next"].as_str() {
+            println!("more: --before {next}");
+        }
+    }
+}
+
+fn print_tokens(records: &[AuditRecord]) {
+    println!(
+        "{:<20}  {:<40}  {:<20}  {:<22}  JTI",
+        "ISSUED", "SUBJECT", "AUDIENCE", "AUTH"
+    );
+    for r in records {
+        println!(
+            "{:<20}  {:<40}  {:<20}  {:<22}  {}",
+            super::time(Some(r.iat)),
+            r.subject,
+            r.audience,
+            r.auth_method,
+            r.jti
+        );
+    }
+}
+
 fn print_decisions(records: &[DecisionRecord]) {
     println!(
         "{:<20}  {:<40}  {:<22}  {:<19}  {:<15}  REQUEST",
@@ -189,31 +221,10 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                 .query_tokens(&query)
                 .await
                 .context("cannot read the audit log")?;
-            if json {
-                super::print_json(&query.page_json(&records));
-                return Ok(());
-            }
-            if records.is_empty() {
-                println!("No tokens match.");
-                return Ok(());
-            }
-            println!(
-                "{:<20}  {:<40}  {:<20}  {:<22}  JTI",
-                "ISSUED", "SUBJECT", "AUDIENCE", "AUTH"
-            );
-            for r in &records {
-                println!(
-                    "{:<20}  {:<40}  {:<20}  {:<22}  {}",
-                    super::time(Some(r.iat)),
-                    r.subject,
-                    r.audience,
-                    r.auth_method,
-                    r.jti
-                );
-            }
-            if let Some(next) = query.next(&records) {
-                println!("more: --before {next}");
-            }
+            let page = query.page_json(&records);
+            print_page(json, &page, records.is_empty(), "No tokens match.", || {
+                print_tokens(&records)
+            });
         }
         AuditCommand::Show { jti, json } => {
             let record = store
@@ -249,18 +260,14 @@ pub async fn run(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
                 .query_decisions(&query)
                 .await
                 .context("cannot read the decision records")?;
-            if json {
-                super::print_json(&query.page_json(&records));
-                return Ok(());
-            }
-            if records.is_empty() {
-                println!("No refusals match.");
-                return Ok(());
-            }
-            print_decisions(&records);
-            if let Some(next) = query.next(&records) {
-                println!("more: --before {next}");
-            }
+            let page = query.page_json(&records);
+            print_page(
+                json,
+                &page,
+                records.is_empty(),
+                "No refusals match.",
+                || print_decisions(&records),
+            );
         }
         AuditCommand::Purge { older_than, json } => {
             let keep = match older_than {

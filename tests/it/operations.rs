@@ -11,13 +11,11 @@ use common::*;
 use nomos_issuer::audit::{AuditRecord, Issued};
 use serde_json::{Value, json};
 
-/// Every secret the test handles is grepped for in the complete debug log.
-#[tokio::test]
-async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// In `d`: org `acme` (its secret), an admin token, agent `acme/ci` with a
+/// public key (its key pair), and `serve` logging JSON at debug level.
+fn acme_serving_debug_json(d: &std::path::Path) -> (String, String, ClientKey, Serve) {
     let org = json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
-    let org_secret = org["client_secret"].as_str().unwrap().to_owned();
+    let secret = org["client_secret"].as_str().unwrap().to_owned();
     let admin = json_out(&run(
         d,
         &["admin", "token", "create", "--name", "ops", "--json"],
@@ -45,6 +43,15 @@ async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
         &[("NOMOS_ISSUER_LOG", "debug")],
     )
     .unwrap();
+    (secret, admin_token, key, serve)
+}
+
+/// Every secret the test handles is grepped for in the complete debug log.
+#[tokio::test]
+async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (org_secret, admin_token, key, serve) = acme_serving_debug_json(d);
     let base = serve.base.clone();
     let http = reqwest::Client::new();
     let mut handed_out = Vec::new();
@@ -543,22 +550,6 @@ async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
     store.close().await;
 }
 
-/// A signed assertion whose header names `kid`.
-fn assertion_with_kid(key: &ClientKey, kid: &str, client_id: &str, aud: &str) -> String {
-    let mut h = josekit::jws::JwsHeader::new();
-    h.set_token_type("JWT");
-    h.set_key_id(kid);
-    let mut p = josekit::jwt::JwtPayload::new();
-    p.set_issuer(client_id);
-    p.set_subject(client_id);
-    p.set_audience(vec![aud]);
-    let now = std::time::SystemTime::now();
-    p.set_issued_at(&now);
-    p.set_expires_at(&(now + Duration::from_secs(60)));
-    p.set_jwt_id("revoked-key");
-    josekit::jwt::encode_with_signer(&p, &h, &key.signer).unwrap()
-}
-
 /// Every kind of failed client authentication: the client hears one generic
 /// `invalid_client`; the operator reads the client id and the reason in the
 /// log (at info) and in the decision records (admin API and CLI). Neither
@@ -567,37 +558,9 @@ fn assertion_with_kid(key: &ClientKey, kid: &str, client_id: &str, aud: &str) ->
 async fn refusals_are_diagnosed_by_the_operator_never_by_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let org = json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
-    let secret = org["client_secret"].as_str().unwrap().to_owned();
-    let admin = json_out(&run(
-        d,
-        &["admin", "token", "create", "--name", "ops", "--json"],
-        &[],
-    ));
-    let admin_token = admin["token"].as_str().unwrap().to_owned();
-    let key = client_key();
-    std::fs::write(d.join("ci.jwk"), key.public.to_string()).unwrap();
-    json_out(&run(
-        d,
-        &[
-            "agent",
-            "create",
-            "acme",
-            "ci",
-            "--public-key",
-            "ci.jwk",
-            "--json",
-        ],
-        &[],
-    ));
     // At debug level, so that the grep below sees everything; the
     // operator's line itself is at info.
-    let serve = Serve::start(
-        d,
-        &["--log-format", "json"],
-        &[("NOMOS_ISSUER_LOG", "debug")],
-    )
-    .unwrap();
+    let (secret, admin_token, key, serve) = acme_serving_debug_json(d);
     let base = serve.base.clone();
     let endpoint = format!("{base}/oauth2/token");
     let http = reqwest::Client::new();
@@ -658,7 +621,14 @@ async fn refusals_are_diagnosed_by_the_operator_never_by_the_client() {
         assertion(&stranger, "org/acme/agent/ci", &endpoint, 60, "s"),
         assertion(&key, "org/acme/agent/ci", "https://elsewhere", 60, "a"),
         assertion(&key, "org/acme/agent/ci", &endpoint, -120, "e"),
-        assertion_with_kid(&old_key, &old_kid, "org/acme/agent/ci", &endpoint),
+        signed_assertion(
+            &old_key,
+            Some(&old_kid),
+            "org/acme/agent/ci",
+            &endpoint,
+            60,
+            "k",
+        ),
         good.clone(),
     ];
     // (what is sent, the reason, the client id recorded, request id)
