@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use tokio::task::JoinHandle;
 
 use crate::audit::writer::AuditWriter;
+use crate::audit::writer::decisions::DecisionWriter;
 use crate::clock::SystemClock;
 use crate::config::{KekSource, Settings};
 use crate::key_manager::KeyManager;
@@ -155,8 +156,8 @@ pub async fn start_keys(
 }
 
 impl App {
-    /// Builds the shared state and starts the audit writer. Await the returned
-    /// handle after dropping the `App` to flush the audit.
+    /// Builds the shared state and starts the audit and decision writers.
+    /// Await the returned handle after dropping the `App` to flush them.
     pub async fn build(
         settings: Settings,
         migrate: bool,
@@ -167,6 +168,8 @@ impl App {
         manager.attach(keys.clone());
         let metrics = Arc::new(Metrics::new());
         let (audit, audit_task) = AuditWriter::start(store.clone(), metrics.audit_commit.clone());
+        let (decisions, decisions_task) =
+            DecisionWriter::start(store.clone(), metrics.decisions_dropped.clone());
         let tokens = TokenService {
             principals: Arc::new(PrincipalCache::new(
                 store.clone(),
@@ -175,6 +178,7 @@ impl App {
             keys: keys.clone(),
             endpoints: manager.endpoints().clone(),
             audit: Arc::new(audit.clone()),
+            decisions: Arc::new(decisions),
             clock: Arc::new(SystemClock),
             token_ttl: settings
                 .token_ttl
@@ -193,6 +197,16 @@ impl App {
             address_limit,
             audit,
         });
-        Ok((app, audit_task))
+        // The handle flushes both writers.
+        let writers = tokio::spawn(async move {
+            for task in [audit_task, decisions_task] {
+                if let Err(e) = task.await {
+                    if e.is_panic() {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            }
+        });
+        Ok((app, writers))
     }
 }

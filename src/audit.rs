@@ -1,7 +1,10 @@
 //! The audit of issued tokens: what a record holds, and the sink minting
 //! hands records to ([`AuditSink`]). A token leaves only after its record is
 //! durable. The sink the server uses is the group-commit [`writer`].
+//!
+//! Beside it, the [`decision`] records: why a request was refused.
 
+pub mod decision;
 pub mod writer;
 
 pub mod query;

@@ -137,6 +137,22 @@ impl Subject {
     }
 }
 
+impl std::str::FromStr for Subject {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+
+/// Checks the shape of a `--client-id` before the command line sends it
+/// anywhere: clap's `value_parser` for the flag. A malformed id is then a
+/// usage error (exit 2) that names the flag and the grammar, instead of an
+/// `invalid_client` from the issuer, which never says why. The id is kept as
+/// given.
+pub fn client_id_arg(s: &str) -> Result<String, IdError> {
+    Subject::parse(s).map(|_| s.to_owned())
+}
+
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -238,6 +254,35 @@ mod tests {
             "org/acme/agent/*",
         ] {
             assert!(Subject::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_client_id_flag_refuses_a_malformed_id_as_a_usage_error() {
+        let cmd = || {
+            clap::Command::new("t").arg(
+                clap::Arg::new("client_id")
+                    .long("client-id")
+                    .value_parser(client_id_arg),
+            )
+        };
+        let ok = cmd()
+            .try_get_matches_from(["t", "--client-id", "org/acme/agent/ci"])
+            .unwrap();
+        assert_eq!(
+            ok.get_one::<String>("client_id").unwrap(),
+            "org/acme/agent/ci"
+        );
+        for bad in ["acme", "org/Acme", "org/acme/agent", "org/acme/x/ci"] {
+            let e = cmd()
+                .try_get_matches_from(["t", "--client-id", bad])
+                .unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--client-id") && text.contains("org/ORG or org/ORG/agent/AGENT"),
+                "{text}"
+            );
         }
     }
 

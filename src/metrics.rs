@@ -30,6 +30,8 @@ pub struct Metrics {
     refused: Family<Labels, Counter>,
     /// Audit commit latency; the audit writer observes it.
     pub audit_commit: Histogram,
+    /// Decision records dropped (queue full or store down); the decision writer counts them.
+    pub decisions_dropped: Counter,
     audit_queue: Gauge,
     key_age: Family<Labels, Gauge>,
     key_next: Family<Labels, Gauge>,
@@ -103,6 +105,12 @@ impl Metrics {
             "Time of one audit group commit",
             audit_commit.clone(),
         );
+        let decisions_dropped = Counter::default();
+        registry.register(
+            "decision_records_dropped",
+            "Decision records of refusals not written: the writer's queue was full (a flood of failures) or the store failed. Their log lines were written",
+            decisions_dropped.clone(),
+        );
         let audit_queue = Gauge::default();
         registry.register(
             "audit_queue_depth",
@@ -141,6 +149,7 @@ impl Metrics {
             rate_limited,
             refused,
             audit_commit,
+            decisions_dropped,
             audit_queue,
             key_age,
             key_next,

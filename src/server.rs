@@ -168,7 +168,8 @@ impl Server {
 }
 
 /// Periodic chores: forget expired assertion ids and idle rate-limit entries,
-/// purge audit records past their retention, and follow the TLS files.
+/// purge audit and decision records past their retention, and follow the
+/// TLS files.
 async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
     let _watch = certificates.map(|c| AbortOnDrop(tokio::spawn(c.watch())));
     let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -205,6 +206,21 @@ async fn housekeeping(app: Arc<App>, certificates: Option<Arc<Certificates>>) {
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot purge old audit records; will retry"),
+            }
+            match app
+                .store
+                .purge_decisions_paced(before, PURGE_PAUSE_FACTOR)
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(
+                    purged = n,
+                    before,
+                    "decision records past their retention purged"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot purge old decision records; will retry")
+                }
             }
         }
     }

@@ -1,12 +1,15 @@
-//! The filter over the audit log, parsed once for both front ends: the admin
-//! API's `GET /admin/v1/audit` and the command line's `audit list`. Also the
-//! JSON both print, so that a script can switch between them.
+//! The filters over the audit log and the decision records, parsed once for
+//! both front ends: the admin API's `GET /admin/v1/audit` and
+//! `GET /admin/v1/audit/decisions`, and the command line's `audit list` and
+//! `audit decisions`. Also the JSON both print, so that a script can switch
+//! between them.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AuditRecord;
-use crate::ids::{AgentId, IdError, OrgId};
+use super::decision::DecisionRecord;
+use crate::ids::{AgentId, IdError, OrgId, Subject};
 
 /// The page size unless one is given.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -70,24 +73,45 @@ pub enum AuditQueryError {
     /// An agent was given without its org.
     #[error("agent needs org too")]
     AgentWithoutOrg,
-    /// The cursor was not made by [`AuditQuery::next`].
+    /// The cursor was not made by [`AuditQuery::next`] (or
+    /// [`DecisionQuery::next`]).
     #[error("before: {0:?} is not a cursor from a previous page")]
     Cursor(String),
+    /// The client id is not `org/ORG` or `org/ORG/agent/AGENT`.
+    #[error("client_id: {0}")]
+    ClientId(IdError),
+}
+
+/// The page size a filter asks for.
+fn limit(limit: Option<u32>) -> Result<u32, AuditQueryError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        l @ 1..=MAX_LIMIT => Ok(l),
+        _ => Err(AuditQueryError::Limit),
+    }
+}
+
+/// The org a filter names.
+fn org(org: Option<&str>) -> Result<Option<OrgId>, AuditQueryError> {
+    org.map(OrgId::parse)
+        .transpose()
+        .map_err(AuditQueryError::Org)
+}
+
+/// A cursor a filter gives, read by `parse`.
+fn cursor<T>(
+    before: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>, AuditQueryError> {
+    before
+        .map(|c| parse(c).ok_or_else(|| AuditQueryError::Cursor(c.to_owned())))
+        .transpose()
 }
 
 impl AuditQuery {
     /// Checks a filter.
     pub fn parse(filter: &AuditFilter) -> Result<Self, AuditQueryError> {
-        let limit = match filter.limit.unwrap_or(DEFAULT_LIMIT) {
-            l @ 1..=MAX_LIMIT => l,
-            _ => return Err(AuditQueryError::Limit),
-        };
-        let org = filter
-            .org
-            .as_deref()
-            .map(OrgId::parse)
-            .transpose()
-            .map_err(AuditQueryError::Org)?;
+        let limit = limit(filter.limit)?;
+        let org = org(filter.org.as_deref())?;
         let agent = filter
             .agent
             .as_deref()
@@ -97,11 +121,7 @@ impl AuditQuery {
         if agent.is_some() && org.is_none() {
             return Err(AuditQueryError::AgentWithoutOrg);
         }
-        let before = filter
-            .before
-            .as_deref()
-            .map(|c| parse_cursor(c).ok_or_else(|| AuditQueryError::Cursor(c.to_owned())))
-            .transpose()?;
+        let before = cursor(filter.before.as_deref(), parse_cursor)?;
         Ok(AuditQuery {
             org,
             agent,
@@ -130,7 +150,7 @@ impl AuditQuery {
 }
 
 /// `iat:jti`, as [`AuditQuery::next`] makes it.
-fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     let (iat, jti) = cursor.split_once(':')?;
     let iat = iat.parse::<i64>().ok()?;
     (!jti.is_empty() && jti.len() <= MAX_JTI).then(|| (iat, jti.to_owned()))
@@ -142,6 +162,92 @@ pub fn record_json(r: &AuditRecord) -> Value {
         "jti": r.jti, "subject": r.subject, "org_id": r.org_id, "agent_id": r.agent_id,
         "audience": r.audience, "kid": r.kid, "iat": r.iat, "exp": r.exp,
         "auth_method": r.auth_method,
+    })
+}
+
+/// A filter over the decision records; results come newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionQuery {
+    /// Only refusals of client ids of this org.
+    pub org: Option<OrgId>,
+    /// Only refusals of this client id.
+    pub client_id: Option<Subject>,
+    /// Only refusals at or after this time.
+    pub since: Option<i64>,
+    /// Only refusals before this time.
+    pub until: Option<i64>,
+    /// Only records older than this `(at, id)`: the cursor of the previous page.
+    pub before: Option<(i64, i64)>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A filter over the decision records as given: the admin API's query
+/// string (unknown parameters are refused) or the flags of `audit decisions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionFilter {
+    /// An org id.
+    pub org: Option<String>,
+    /// A client id: `org/ORG` or `org/ORG/agent/AGENT`.
+    pub client_id: Option<String>,
+    /// Unix seconds.
+    pub since: Option<i64>,
+    /// Unix seconds.
+    pub until: Option<i64>,
+    /// A cursor from a previous page's `next`.
+    pub before: Option<String>,
+    /// 1-[`MAX_LIMIT`]; [`DEFAULT_LIMIT`] when absent.
+    pub limit: Option<u32>,
+}
+
+impl DecisionQuery {
+    /// Checks a filter.
+    pub fn parse(filter: &DecisionFilter) -> Result<Self, AuditQueryError> {
+        Ok(DecisionQuery {
+            org: org(filter.org.as_deref())?,
+            client_id: filter
+                .client_id
+                .as_deref()
+                .map(Subject::parse)
+                .transpose()
+                .map_err(AuditQueryError::ClientId)?,
+            since: filter.since,
+            until: filter.until,
+            before: cursor(filter.before.as_deref(), parse_decision_cursor)?,
+            limit: limit(filter.limit)?,
+        })
+    }
+
+    /// The cursor of the page after `records`, the answer to this query, if
+    /// the page was full.
+    pub fn next(&self, records: &[DecisionRecord]) -> Option<String> {
+        (records.len() == self.limit as usize)
+            .then(|| records.last().map(|r| format!("{}:{}", r.at, r.id)))
+            .flatten()
+    }
+
+    /// The JSON of a page answering this query: `{"decisions": [...], "next": cursor}`.
+    pub fn page_json(&self, records: &[DecisionRecord]) -> Value {
+        json!({
+            "decisions": records.iter().map(decision_json).collect::<Vec<_>>(),
+            "next": self.next(records),
+        })
+    }
+}
+
+/// `at:id`, as [`DecisionQuery::next`] makes it.
+pub fn parse_decision_cursor(cursor: &str) -> Option<(i64, i64)> {
+    let (at, id) = cursor.split_once(':')?;
+    Some((at.parse().ok()?, id.parse().ok()?))
+}
+
+/// The JSON of one decision record.
+pub fn decision_json(r: &DecisionRecord) -> Value {
+    json!({
+        "id": r.id, "at": r.at, "kind": r.kind, "client_id": r.client_id,
+        "org_id": r.org_id, "reason": r.reason, "auth_method": r.auth_method,
+        "source": r.source, "request_id": r.request_id,
     })
 }
 
@@ -193,6 +299,72 @@ mod tests {
         assert_eq!(again.before, Some((10, "a:x".to_owned())));
         assert_eq!(q.next(&page[..1]), None);
         assert_eq!(q.page_json(&page[..1])["next"], Value::Null);
+    }
+
+    fn decision(at: i64, id: i64) -> DecisionRecord {
+        DecisionRecord {
+            id,
+            at,
+            kind: "authentication".into(),
+            client_id: Some("org/acme".into()),
+            org_id: Some("acme".into()),
+            reason: "wrong_secret".into(),
+            auth_method: None,
+            source: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_decision_filter_is_checked_and_its_cursor_round_trips() {
+        let q = DecisionQuery::parse(&DecisionFilter {
+            org: Some("acme".into()),
+            client_id: Some("org/acme/agent/ci".into()),
+            limit: Some(2),
+            ..DecisionFilter::default()
+        })
+        .unwrap();
+        assert_eq!(
+            q.client_id.as_ref().unwrap().to_string(),
+            "org/acme/agent/ci"
+        );
+        let page = [decision(20, 7), decision(10, 3)];
+        let next = q.next(&page).unwrap();
+        assert_eq!(next, "10:3");
+        let again = DecisionQuery::parse(&DecisionFilter {
+            before: Some(next),
+            ..DecisionFilter::default()
+        })
+        .unwrap();
+        assert_eq!(again.before, Some((10, 3)));
+        assert_eq!(again.limit, DEFAULT_LIMIT);
+        assert_eq!(q.page_json(&page[..1])["next"], Value::Null);
+        assert_eq!(q.page_json(&page)["decisions"][1]["reason"], "wrong_secret");
+        let bad = |f: DecisionFilter| DecisionQuery::parse(&f).unwrap_err().to_string();
+        assert!(
+            bad(DecisionFilter {
+                client_id: Some("acme".into()),
+                ..DecisionFilter::default()
+            })
+            .starts_with("client_id: ")
+        );
+        for cursor in ["10", "10:x", "x:1", "10:3:4"] {
+            assert!(
+                bad(DecisionFilter {
+                    before: Some(cursor.into()),
+                    ..DecisionFilter::default()
+                })
+                .starts_with("before: "),
+                "{cursor}"
+            );
+        }
+        assert_eq!(
+            bad(DecisionFilter {
+                limit: Some(0),
+                ..DecisionFilter::default()
+            }),
+            "limit must be 1-1000"
+        );
     }
 
     #[test]

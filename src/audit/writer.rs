@@ -5,6 +5,10 @@
 //! has queued up while the previous batch committed in one statement, so many
 //! requests share one round trip and one WAL flush, and durability costs little
 //! throughput.
+//!
+//! Refusals have a writer of their own, [`decisions`], which nobody waits for.
+
+pub mod decisions;
 
 use std::sync::Arc;
 

@@ -95,5 +95,10 @@ async fn answer(
             return Err(OAuthError::invalid_client("malformed Authorization header"));
         }
     };
-    app.tokens.token(&params, authorization, source).await
+    let request_id = headers
+        .get(&super::layers::REQUEST_ID)
+        .and_then(|v| v.to_str().ok());
+    app.tokens
+        .token(&params, authorization, source, request_id)
+        .await
 }

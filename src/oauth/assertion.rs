@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::OAuthError;
+use crate::audit::decision::Reason;
 use crate::keys::PublicJwk;
 
 /// `client_assertion_type` for JWT bearer client assertions.
@@ -30,6 +31,9 @@ static DECOYS: LazyLock<Vec<PublicJwk>> = LazyLock::new(|| {
 fn bad(why: &'static str) -> OAuthError {
     OAuthError::invalid_client(format!("client assertion rejected: {why}"))
 }
+
+/// A claim check that failed: the operator's reason and the client's error.
+pub type ClaimError = (Reason, OAuthError);
 
 #[derive(Debug, Deserialize)]
 struct Header {
@@ -109,6 +113,11 @@ impl<'a> Assertion<'a> {
         })
     }
 
+    /// The `kid` of the header, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
     /// Whether one of the registered keys verifies the signature. A key restricted
     /// to an algorithm is used with that algorithm only; a `kid` narrows the choice.
     /// With no key to try, a decoy key of the `alg` is tried instead (see `DECOYS`).
@@ -141,10 +150,12 @@ impl<'a> Assertion<'a> {
         audiences: &[&str],
         now: i64,
         skew: i64,
-    ) -> Result<i64, OAuthError> {
+    ) -> Result<i64, ClaimError> {
         let c = &self.claims;
+        let claims = |e| (Reason::AssertionClaims, e);
+        let expiry = |e| (Reason::AssertionExpiry, e);
         if c.iss != client_id || c.sub != client_id {
-            return Err(bad("iss and sub must both equal the client id"));
+            return Err(claims(bad("iss and sub must both equal the client id")));
         }
         // One audience, this issuer's (RFC 7523bis): an assertion that names
         // other audiences too could be replayed to them, or from them.
@@ -154,33 +165,34 @@ impl<'a> Assertion<'a> {
             _ => None,
         };
         if !aud.is_some_and(|a| audiences.contains(&a)) {
-            return Err(bad(
-                "aud must be one value: the token endpoint URL or the issuer",
+            return Err((
+                Reason::AssertionAudience,
+                bad("aud must be one value: the token endpoint URL or the issuer"),
             ));
         }
-        let exp = numeric_date(&c.exp).ok_or_else(|| bad("exp must be a number"))?;
+        let exp = numeric_date(&c.exp).ok_or_else(|| expiry(bad("exp must be a number")))?;
         if exp <= now - skew {
-            return Err(bad("expired"));
+            return Err(expiry(bad("expired")));
         }
         if exp > now + MAX_ASSERTION_LIFETIME + skew {
-            return Err(bad("exp is more than 5 minutes ahead"));
+            return Err(expiry(bad("exp is more than 5 minutes ahead")));
         }
         for (name, claim) in [("nbf", &c.nbf), ("iat", &c.iat)] {
             if let Some(v) = claim {
                 let t = numeric_date(v).ok_or_else(|| {
-                    OAuthError::invalid_client(format!(
+                    claims(OAuthError::invalid_client(format!(
                         "client assertion rejected: {name} must be a number"
-                    ))
+                    )))
                 })?;
                 if t > now + skew {
-                    return Err(OAuthError::invalid_client(format!(
+                    return Err(claims(OAuthError::invalid_client(format!(
                         "client assertion rejected: {name} is in the future"
-                    )));
+                    ))));
                 }
             }
         }
         if c.jti.is_empty() || c.jti.len() > 256 {
-            return Err(bad("jti must be 1-256 characters"));
+            return Err(claims(bad("jti must be 1-256 characters")));
         }
         Ok(exp)
     }
@@ -236,29 +248,35 @@ mod tests {
     fn every_bad_claim_is_refused() {
         let now = 1000;
         let mut cases = vec![];
-        for (k, v) in [
-            ("iss", json!("org/b")),
-            ("sub", json!("org/b")),
-            ("aud", json!("https://other")),
-            ("aud", json!(["https://other"])),
-            ("aud", json!([AUD[0], "https://other"])),
-            ("aud", json!([AUD[0], AUD[1]])),
-            ("aud", json!([])),
-            ("exp", json!(now - 31)),
-            ("exp", json!(now + 331)),
-            ("exp", json!("soon")),
-            ("nbf", json!(now + 31)),
-            ("iat", json!(now + 31)),
-            ("jti", json!("")),
+        for (k, v, reason) in [
+            ("iss", json!("org/b"), Reason::AssertionClaims),
+            ("sub", json!("org/b"), Reason::AssertionClaims),
+            ("aud", json!("https://other"), Reason::AssertionAudience),
+            ("aud", json!(["https://other"]), Reason::AssertionAudience),
+            (
+                "aud",
+                json!([AUD[0], "https://other"]),
+                Reason::AssertionAudience,
+            ),
+            ("aud", json!([AUD[0], AUD[1]]), Reason::AssertionAudience),
+            ("aud", json!([]), Reason::AssertionAudience),
+            ("exp", json!(now - 31), Reason::AssertionExpiry),
+            ("exp", json!(now + 331), Reason::AssertionExpiry),
+            ("exp", json!("soon"), Reason::AssertionExpiry),
+            ("nbf", json!(now + 31), Reason::AssertionClaims),
+            ("iat", json!(now + 31), Reason::AssertionClaims),
+            ("jti", json!(""), Reason::AssertionClaims),
         ] {
             let mut c = claims(now);
             c[k] = v;
-            cases.push(c);
+            cases.push((c, reason));
         }
-        for c in cases {
+        for (c, reason) in cases {
             let (t, _) = sign(c.clone());
             let a = Assertion::parse(&t).unwrap();
-            assert!(a.check_claims("org/a", AUD, now, 30).is_err(), "{c}");
+            let (why, e) = a.check_claims("org/a", AUD, now, 30).unwrap_err();
+            assert_eq!(why, reason, "{c}");
+            assert_eq!(e.code, crate::oauth::ErrorCode::InvalidClient, "{c}");
         }
     }
 

@@ -15,11 +15,12 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use sql::SqlStore;
 
+use crate::audit::decision::{Decision, DecisionRecord};
 use crate::audit::{AuditRecord, Issued};
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
 use crate::principal::session_claims::SessionClaims;
-use crate::principal::{Credential, OrgPolicy, Principal};
+use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
 
 /// A change to the key set: given the keys as they are under the lock, the keys
 /// as they should be. An `Err` abandons the update.
@@ -222,18 +223,10 @@ pub trait AuditLog: Send + Sync {
         before_iat: i64,
         pause_factor: u32,
     ) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let started = std::time::Instant::now();
-            let n = self.purge_tokens_batch(before_iat, PURGE_BATCH).await?;
-            total += n;
-            if n < u64::from(PURGE_BATCH) {
-                return Ok(total);
-            }
-            if pause_factor > 0 {
-                tokio::time::sleep(started.elapsed() * pause_factor).await;
-            }
-        }
+        purge_paced(pause_factor, |limit| {
+            self.purge_tokens_batch(before_iat, limit)
+        })
+        .await
     }
 
     /// Deletes every record of a token issued before `before_iat`, at full
@@ -247,6 +240,66 @@ pub trait AuditLog: Send + Sync {
 /// locks.
 pub const PURGE_BATCH: u32 = 10_000;
 
+/// Runs `batch` (a purge of at most [`PURGE_BATCH`] records) until one comes
+/// back short; after each full batch it pauses `pause_factor` times as long
+/// as the batch took (0: full speed). Returns how many went.
+async fn purge_paced<F, Fut>(pause_factor: u32, mut batch: F) -> Result<u64, StoreError>
+where
+    F: FnMut(u32) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<u64, StoreError>> + Send,
+{
+    let mut total = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let n = batch(PURGE_BATCH).await?;
+        total += n;
+        if n < u64::from(PURGE_BATCH) {
+            return Ok(total);
+        }
+        if pause_factor > 0 {
+            tokio::time::sleep(started.elapsed() * pause_factor).await;
+        }
+    }
+}
+
+pub use crate::audit::query::DecisionQuery;
+
+/// Decision records: why requests were refused. Kept as long as the audit.
+#[async_trait]
+pub trait DecisionLog: Send + Sync {
+    /// Records a batch of refusals in one statement.
+    async fn record_decisions(&self, batch: &[Decision]) -> Result<(), StoreError>;
+
+    /// Decision records matching a filter, newest first.
+    async fn query_decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<DecisionRecord>, StoreError>;
+
+    /// Deletes at most `limit` records from before `before`, in one short
+    /// transaction; returns how many went.
+    async fn purge_decisions_batch(&self, before: i64, limit: u32) -> Result<u64, StoreError>;
+
+    /// [`AuditLog::purge_tokens_paced`] for decision records.
+    async fn purge_decisions_paced(
+        &self,
+        before: i64,
+        pause_factor: u32,
+    ) -> Result<u64, StoreError> {
+        purge_paced(pause_factor, |limit| {
+            self.purge_decisions_batch(before, limit)
+        })
+        .await
+    }
+
+    /// The revoked credentials of these subjects, to tell a revoked
+    /// credential from a wrong one (see `audit::decision::Decision::refine`).
+    async fn revoked_credentials(
+        &self,
+        subjects: &[Subject],
+    ) -> Result<Vec<(Subject, CredentialKind)>, StoreError>;
+}
+
 /// Replay defence for client assertions (ids are claimed with `record_tokens`).
 #[async_trait]
 pub trait ReplayGuard: Send + Sync {
@@ -256,7 +309,9 @@ pub trait ReplayGuard: Send + Sync {
 
 /// A complete store.
 #[async_trait]
-pub trait Store: KeyStore + PrincipalStore + AuditLog + ReplayGuard + AdminTokens {
+pub trait Store:
+    KeyStore + PrincipalStore + AuditLog + DecisionLog + ReplayGuard + AdminTokens
+{
     /// `postgres` or `sqlite`.
     fn backend(&self) -> Backend;
 

@@ -603,6 +603,107 @@ async fn a_corrupt_row_is_an_internal_error_that_tells_nothing(backend: Backend)
     }
 }
 
+/// `GET /audit/decisions`: the refusals of the token endpoint, filtered and
+/// paged like `/audit`, written moments after the answers.
+async fn decisions_are_queried_by_org_client_and_time(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    let (_, acme) = a.post("/orgs", json!({"id": "acme"})).await;
+    let secret = acme["client_secret"].as_str().unwrap().to_owned();
+    a.post("/orgs", json!({"id": "beta"})).await;
+    let wrong = format!("{secret}x");
+    for (client, secret) in [
+        ("org/acme", wrong.as_str()),
+        ("org/acme/agent/nobody", wrong.as_str()),
+        ("org/beta", secret.as_str()),
+        ("org/acme", secret.as_str()),
+    ] {
+        token_status(&a.app, client, secret).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let all = loop {
+        let (status, page) = a.get("/audit/decisions").await;
+        assert_eq!(status, 200, "{page}");
+        if page["decisions"].as_array().unwrap().len() == 3 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let reasons = |page: &Value| -> Vec<(String, String)> {
+        page["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let client = r["client_id"].as_str().unwrap().to_owned();
+                (client, r["reason"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    let mut got = reasons(&all);
+    got.sort();
+    let want = [
+        ("org/acme", "wrong_secret"),
+        ("org/acme/agent/nobody", "unknown_client"),
+        ("org/beta", "wrong_secret"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(c, r)| (c.to_owned(), r.to_owned())),
+        "{all}"
+    );
+    let at = all["decisions"][0]["at"].as_i64().unwrap();
+    for (query, n) in [
+        ("?org=acme", 2),
+        ("?org=beta", 1),
+        ("?org=nobody", 0),
+        ("?client_id=org/acme/agent/nobody", 1),
+        ("?org=beta&client_id=org/acme", 0),
+        (&format!("?since={}", at + 10) as &str, 0),
+        (&format!("?until={}", at + 10), 3),
+        ("?limit=1", 1),
+    ] {
+        let (status, page) = a.get(&format!("/audit/decisions{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(
+            page["decisions"].as_array().unwrap().len(),
+            n,
+            "{query}: {page}"
+        );
+    }
+    // Paging with the cursor visits each record once.
+    let (_, first) = a.get("/audit/decisions?limit=2").await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    let (_, rest) = a
+        .get(&format!("/audit/decisions?limit=2&before={next}"))
+        .await;
+    assert_eq!(rest["decisions"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next"], Value::Null);
+    for bad in [
+        "?client_id=acme",
+        "?client_id=org/Acme",
+        "?org=Acme",
+        "?limit=0",
+        "?before=nonsense",
+        "?agent=ci",
+    ] {
+        let (status, v) = a.get(&format!("/audit/decisions{bad}")).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    let r = a
+        .app
+        .http
+        .get(a.url("/audit/decisions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
 both_backends!(
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
@@ -611,6 +712,7 @@ both_backends!(
     audit_is_queried_by_org_agent_time_and_jti,
     bad_requests_get_json_errors,
     a_corrupt_row_is_an_internal_error_that_tells_nothing,
+    decisions_are_queried_by_org_client_and_time,
 );
 
 /// Concurrent additions cannot pass the limit of two active secrets.

@@ -11,13 +11,11 @@ use common::*;
 use nomos_issuer::audit::{AuditRecord, Issued};
 use serde_json::{Value, json};
 
-/// Every secret the test handles is grepped for in the complete debug log.
-#[tokio::test]
-async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// In `d`: org `acme` (its secret), an admin token, agent `acme/ci` with a
+/// public key (its key pair), and `serve` logging JSON at debug level.
+fn acme_serving_debug_json(d: &std::path::Path) -> (String, String, ClientKey, Serve) {
     let org = json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
-    let org_secret = org["client_secret"].as_str().unwrap().to_owned();
+    let secret = org["client_secret"].as_str().unwrap().to_owned();
     let admin = json_out(&run(
         d,
         &["admin", "token", "create", "--name", "ops", "--json"],
@@ -45,6 +43,15 @@ async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
         &[("NOMOS_ISSUER_LOG", "debug")],
     )
     .unwrap();
+    (secret, admin_token, key, serve)
+}
+
+/// Every secret the test handles is grepped for in the complete debug log.
+#[tokio::test]
+async fn logs_never_hold_secrets_keys_assertions_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (org_secret, admin_token, key, serve) = acme_serving_debug_json(d);
     let base = serve.base.clone();
     let http = reqwest::Client::new();
     let mut handed_out = Vec::new();
@@ -249,8 +256,53 @@ async fn audit_from_the_cli() {
     assert_eq!(out.status.code(), Some(1));
     let out = run(d, &["audit", "list", "--agent", "ci"], &[]);
     assert_eq!(out.status.code(), Some(2), "--agent needs --org");
-    let out = run(d, &["audit", "list", "--since", "yesterday"], &[]);
-    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+    // A duration ago is a time too.
+    let day = json_out(&run(d, &["audit", "list", "--since", "24h", "--json"], &[]));
+    // The two minted just now, not the two from 100 days ago.
+    assert_eq!(day["tokens"].as_array().unwrap().len(), 2);
+
+    // Invalid input exits 2, naming the flag and the forms it takes.
+    for (args, words) in [
+        (
+            &["audit", "list", "--since", "yesterday"][..],
+            &["--since", "RFC 3339", "24h", "Unix seconds"][..],
+        ),
+        (
+            &["audit", "decisions", "--until", "soon"],
+            &["--until", "RFC 3339", "24h"],
+        ),
+        (
+            &["audit", "list", "--org", "Acme"],
+            &["--org", "invalid org id"],
+        ),
+        (
+            &["audit", "list", "--org", "acme", "--agent", "C_I"],
+            &["--agent", "invalid agent id"],
+        ),
+        (&["audit", "list", "--limit", "0"], &["--limit", "1..=1000"]),
+        (
+            &["audit", "list", "--before", "nonsense"],
+            &["--before", "not a cursor"],
+        ),
+        (
+            &["audit", "decisions", "--before", "10:jti"],
+            &["--before", "not a cursor"],
+        ),
+        (
+            &["audit", "decisions", "--client-id", "Org/Acme"],
+            &["--client-id", "org/ORG or org/ORG/agent/AGENT"],
+        ),
+        (
+            &["audit", "purge", "--older-than", "a while"],
+            &["--older-than", "30d"],
+        ),
+    ] {
+        let out = run(d, args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        for w in words {
+            assert!(stderr(&out).contains(w), "{args:?}: {w}: {}", stderr(&out));
+        }
+    }
 
     let out = run(d, &["audit", "purge"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -259,6 +311,18 @@ async fn audit_from_the_cli() {
     assert_eq!(all["tokens"].as_array().unwrap().len(), 2);
     let out = run(d, &["audit", "purge", "--older-than", "1h"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("purged 0 "));
+    let purged = json_out(&run(
+        d,
+        &["audit", "purge", "--older-than", "1h", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        (purged["tokens"].as_u64(), purged["decisions"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(purged["before"].is_i64());
+    let none = json_out(&run(d, &["audit", "decisions", "--json"], &[]));
+    assert_eq!(none, json!({"decisions": [], "next": null}));
 }
 
 /// `serve --dev-tls` makes a CA and a certificate in keys/ and serves HTTPS.
@@ -420,7 +484,10 @@ async fn sighup_reloads_the_certificate() {
     assert!(log.contains("TLS certificate reloaded"), "{log}");
 }
 
-both_backends!(serve_purges_records_past_retention_batch_by_batch);
+both_backends!(
+    serve_purges_records_past_retention_batch_by_batch,
+    serve_purges_decisions_past_retention
+);
 
 /// An audit record of a token for org acme issued at `iat`.
 fn acme_record(jti: String, iat: i64) -> Issued {
@@ -479,6 +546,323 @@ async fn serve_purges_records_past_retention_batch_by_batch(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(store.token("recent").await.unwrap().is_some());
+    server.stop().await.unwrap();
+    store.close().await;
+}
+
+/// Every kind of failed client authentication: the client hears one generic
+/// `invalid_client`; the operator reads the client id and the reason in the
+/// log (at info) and in the decision records (admin API and CLI). Neither
+/// holds a secret, an assertion or a malformed client id.
+#[tokio::test]
+async fn refusals_are_diagnosed_by_the_operator_never_by_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // At debug level, so that the grep below sees everything; the
+    // operator's line itself is at info.
+    let (secret, admin_token, key, serve) = acme_serving_debug_json(d);
+    let base = serve.base.clone();
+    let endpoint = format!("{base}/oauth2/token");
+    let http = reqwest::Client::new();
+    let admin_api = |path: &str| {
+        http.get(format!("{base}/admin/v1{path}"))
+            .bearer_auth(&admin_token)
+            .send()
+    };
+    // A second secret for acme, revoked; a second key for ci, revoked.
+    let added: Value = http
+        .post(format!("{base}/admin/v1/orgs/acme/credentials"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"kind": "secret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let revoked_secret = added["client_secret"].as_str().unwrap().to_owned();
+    let secret_id = added["credential"]["id"].as_str().unwrap().to_owned();
+    let old_key = client_key();
+    let added: Value = http
+        .post(format!("{base}/admin/v1/orgs/acme/agents/ci/credentials"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"kind": "public_key", "public_jwks": old_key.public}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old_kid = added["credential"]["kids"][0].as_str().unwrap().to_owned();
+    let key_id = added["credential"]["id"].as_str().unwrap().to_owned();
+    for path in [
+        format!("orgs/acme/credentials/{secret_id}"),
+        format!("orgs/acme/agents/ci/credentials/{key_id}"),
+    ] {
+        let r = http
+            .delete(format!("{base}/admin/v1/{path}"))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "revoke {path}");
+    }
+
+    let wrong = format!("{secret}x");
+    let post = |body: String| {
+        http.post(&endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let good = assertion(&key, "org/acme/agent/ci", &endpoint, 60, "once");
+    let stranger = client_key();
+    let assertions = [
+        assertion(&stranger, "org/acme/agent/ci", &endpoint, 60, "s"),
+        assertion(&key, "org/acme/agent/ci", "https://elsewhere", 60, "a"),
+        assertion(&key, "org/acme/agent/ci", &endpoint, -120, "e"),
+        signed_assertion(
+            &old_key,
+            Some(&old_kid),
+            "org/acme/agent/ci",
+            &endpoint,
+            60,
+            "k",
+        ),
+        good.clone(),
+    ];
+    // (what is sent, the reason, the client id recorded, request id)
+    let mut cases: Vec<(reqwest::Response, &str, Option<&str>)> = vec![
+        (
+            token(&base, "org/ghost", &wrong).await,
+            "unknown_client",
+            Some("org/ghost"),
+        ),
+        (
+            token(&base, "org/acme", &wrong).await,
+            "wrong_secret",
+            Some("org/acme"),
+        ),
+        (
+            token(&base, "org/acme", &revoked_secret).await,
+            "revoked_credential",
+            Some("org/acme"),
+        ),
+        (
+            token(&base, "org/acme/agent/ci", &secret).await,
+            "method_not_registered",
+            Some("org/acme/agent/ci"),
+        ),
+        (
+            token(&base, "Org/Evil", &wrong).await,
+            "malformed_client_id",
+            None,
+        ),
+    ];
+    let reasons = [
+        "assertion_signature",
+        "assertion_audience",
+        "assertion_expiry",
+        "revoked_credential",
+    ];
+    for (a, reason) in assertions.iter().zip(reasons) {
+        let r = post(assertion_form(a)).await.unwrap();
+        cases.push((r, reason, Some("org/acme/agent/ci")));
+    }
+    let first = post(assertion_form(&good)).await.unwrap();
+    assert_eq!(first.status(), 200, "{:?}", first.text().await);
+    cases.push((
+        post(assertion_form(&good)).await.unwrap(),
+        "assertion_replay",
+        Some("org/acme/agent/ci"),
+    ));
+
+    // The client: 401 invalid_client; for authentication failures, one
+    // description whatever the reason.
+    let mut expected = Vec::new();
+    for (r, reason, client) in cases {
+        assert_eq!(r.status(), 401, "{reason}");
+        let request_id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{reason}: {body}");
+        let description = body["error_description"].as_str().unwrap();
+        if !reason.starts_with("assertion_") {
+            assert_eq!(description, "client authentication failed", "{reason}");
+        }
+        expected.push((request_id, reason, client));
+    }
+
+    // The operator: the decision records, through the admin API (written
+    // moments after the answers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page: Value = admin_api("/audit/decisions")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["decisions"].as_array().unwrap().len() >= expected.len() {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let records = page["decisions"].as_array().unwrap();
+    assert_eq!(records.len(), expected.len(), "{page}");
+    for (request_id, reason, client) in &expected {
+        let r = records
+            .iter()
+            .find(|r| r["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no record of {reason}: {page}"));
+        assert_eq!(r["reason"], *reason, "{r}");
+        assert_eq!(r["client_id"].as_str(), *client, "{r}");
+        assert_eq!(r["kind"], "authentication");
+        assert_eq!(r["source"], "127.0.0.1");
+        if let Some(c) = client {
+            assert_eq!(r["org_id"], c.split('/').nth(1).unwrap());
+        }
+    }
+    let ci: Value = admin_api("/audit/decisions?client_id=org/acme/agent/ci&limit=2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ci["decisions"].as_array().unwrap().len(), 2);
+    assert_eq!(ci["decisions"][0]["reason"], "assertion_replay");
+    assert!(ci["next"].is_string());
+    let r = admin_api("/audit/decisions?client_id=Org/Evil")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let (status, log) = tokio::task::spawn_blocking(move || serve.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{log}");
+    // The log line of each refusal, at info, with its request id.
+    for (request_id, reason, client) in &expected {
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["fields"]["message"] == "client authentication refused"
+                    && v["fields"]["request_id"] == request_id.as_str()
+            })
+            .unwrap_or_else(|| panic!("no log line for {reason}:\n{log}"));
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["reason"], *reason, "{line}");
+        assert_eq!(line["fields"]["client_id"], client.unwrap_or("-"), "{line}");
+    }
+    let mut never = vec![
+        ("secret", secret.clone()),
+        ("wrong secret", wrong.clone()),
+        ("revoked secret", revoked_secret.clone()),
+        ("malformed client id", "Org/Evil".to_owned()),
+    ];
+    for a in assertions.iter() {
+        never.push(("assertion", a.clone()));
+        never.push((
+            "assertion signature",
+            a.rsplit('.').next().unwrap().to_owned(),
+        ));
+    }
+    for (what, s) in &never {
+        assert!(
+            !log.contains(s.as_str()),
+            "the log holds the {what}:\n{log}"
+        );
+    }
+
+    // The CLI reads the same records; --client-id is checked before use.
+    let all = json_out(&run(d, &["audit", "decisions", "--json"], &[]));
+    assert_eq!(all["decisions"].as_array().unwrap().len(), expected.len());
+    let acme = json_out(&run(
+        d,
+        &[
+            "audit",
+            "decisions",
+            "--client-id",
+            "org/acme",
+            "--since",
+            "1h",
+            "--json",
+        ],
+        &[],
+    ));
+    let reasons: Vec<&str> = acme["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["revoked_credential", "wrong_secret"]);
+    let by_org = json_out(&run(
+        d,
+        &["audit", "decisions", "--org", "acme", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        by_org["decisions"].as_array().unwrap().len(),
+        expected.len() - 2
+    );
+    let text =
+        String::from_utf8(run(d, &["audit", "decisions", "--org", "acme"], &[]).stdout).unwrap();
+    assert!(
+        text.contains("REASON")
+            && text.contains("method_not_registered")
+            && text.contains("org/acme/agent/ci"),
+        "{text}"
+    );
+    let printed = all.to_string();
+    for (what, s) in &never {
+        assert!(!printed.contains(s.as_str()), "the records hold the {what}");
+    }
+}
+
+/// A running server purges the decision records past the audit retention
+/// with the audit records, and keeps the rest.
+async fn serve_purges_decisions_past_retention(backend: Backend) {
+    use nomos_issuer::audit::decision::{Decision, DecisionKind, Reason};
+    use nomos_issuer::store::DecisionQuery;
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let now = nomos_issuer::app::now();
+    let refusal = |at: i64| Decision {
+        at,
+        kind: DecisionKind::Authentication,
+        client_id: nomos_issuer::ids::Subject::parse("org/acme").ok(),
+        reason: Reason::WrongSecret,
+        auth_method: None,
+        source: None,
+        request_id: None,
+        evidence: None,
+    };
+    let batch: Vec<Decision> = (0..3)
+        .map(|i| refusal(now - 100 * 86_400 - i))
+        .chain([refusal(now - 86_400)])
+        .collect();
+    store.record_decisions(&batch).await.unwrap();
+    let everything = DecisionQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let kek = db.dir.path().join("kek");
+    nomos_issuer::keys::Kek::create_file(&kek).unwrap();
+    let server = nomos_issuer::server::Server::start(settings(&db, &kek), true)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = store.query_decisions(&everything).await.unwrap();
+        if left.len() == 1 {
+            assert_eq!(left[0].at, now - 86_400);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await.unwrap();
     store.close().await;
 }

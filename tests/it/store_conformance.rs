@@ -5,6 +5,7 @@ use crate::common;
 use std::sync::Arc;
 
 use common::*;
+use nomos_issuer::audit::decision::{Decision, DecisionKind, DecisionRecord, Reason};
 use nomos_issuer::audit::{AssertionClaim, AuditRecord, Issued};
 use nomos_issuer::ids::{AgentId, Audience, OrgId, Subject};
 use nomos_issuer::key_manager::{KeyManager, Outcome};
@@ -16,7 +17,8 @@ use nomos_issuer::principal::{
     ClientSecret, Credential, CredentialKind, OrgPolicy, Principal, random_id,
 };
 use nomos_issuer::store::{
-    AdminToken, AgentInfo, AuditQuery, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, StoreError,
+    AdminToken, AgentInfo, AuditQuery, CredentialInfo, DecisionQuery, MAX_ACTIVE_SECRETS, OrgInfo,
+    StoreError,
 };
 
 both_backends!(
@@ -43,6 +45,9 @@ both_backends!(
     concurrent_writers_all_succeed,
     a_follower_sees_a_change_that_commits_after_a_later_one,
     a_follower_sees_every_change_of_concurrent_writers,
+    decisions_round_trip_filter_order_and_page,
+    decision_purge_removes_exactly_the_older_records,
+    revoked_credentials_are_told_apart_from_active_ones,
 );
 
 /// What a principal holds: its secret hashes and its public keys, in order.
@@ -109,8 +114,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        5,
-        "init, session claims, principal changes, admin tokens, change log order"
+        6,
+        "init, session claims, principal changes, admin tokens, change log order, decision records"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1442,4 +1447,195 @@ async fn the_store_debug_hides_the_database_password() {
     let shown = format!("{store:?}");
     assert!(!shown.contains("pw-7f3a9c"), "{shown}");
     assert!(shown.contains("Postgres"), "{shown}");
+}
+
+/// A refusal of `client` (a malformed one is recorded without it) at `at`.
+fn refusal(client: &str, reason: Reason, at: i64, request_id: &str) -> Decision {
+    Decision {
+        at,
+        kind: DecisionKind::Authentication,
+        client_id: Subject::parse(client).ok(),
+        reason,
+        auth_method: Some("client_secret_basic"),
+        source: Some("192.0.2.7".parse().unwrap()),
+        request_id: Some(request_id.into()),
+        evidence: None,
+    }
+}
+
+fn decision_fixture() -> Vec<Decision> {
+    vec![
+        refusal("org/acme", Reason::WrongSecret, 100, "r1"),
+        refusal("org/acme/agent/ci", Reason::UnknownClient, 200, "r2"),
+        refusal("Org/Evil", Reason::MalformedClientId, 200, "r3"),
+        refusal("org/beta", Reason::RevokedCredential, 200, "r4"),
+        refusal("org/acme/agent/ci", Reason::AssertionExpiry, 300, "r5"),
+        refusal("org/acme", Reason::WrongSecret, 300, "r6"),
+    ]
+}
+
+fn request_ids(v: &[DecisionRecord]) -> Vec<&str> {
+    v.iter().map(|r| r.request_id.as_deref().unwrap()).collect()
+}
+
+async fn decisions_round_trip_filter_order_and_page(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let q = |f: fn(&mut DecisionQuery)| {
+        let mut q = DecisionQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert!(s.query_decisions(&q(|_| {})).await.unwrap().is_empty());
+    s.record_decisions(&[]).await.unwrap();
+    let all = decision_fixture();
+    let (first, second) = all.split_at(2);
+    s.record_decisions(first).await.unwrap();
+    s.record_decisions(second).await.unwrap();
+
+    // Newest first; among records of one second, the later one first.
+    let everything = s.query_decisions(&q(|_| {})).await.unwrap();
+    assert_eq!(
+        request_ids(&everything),
+        ["r6", "r5", "r4", "r3", "r2", "r1"]
+    );
+    let r4 = &everything[2];
+    assert_eq!(
+        (r4.at, r4.kind.as_str(), r4.reason.as_str()),
+        (200, "authentication", "revoked_credential")
+    );
+    assert_eq!(r4.client_id.as_deref(), Some("org/beta"));
+    assert_eq!(r4.org_id.as_deref(), Some("beta"));
+    assert_eq!(r4.auth_method.as_deref(), Some("client_secret_basic"));
+    assert_eq!(r4.source.as_deref(), Some("192.0.2.7"));
+    // A malformed client id is the reason, and is not kept.
+    let r3 = &everything[3];
+    assert_eq!(r3.reason, "malformed_client_id");
+    assert_eq!(
+        (r3.client_id.as_deref(), r3.org_id.as_deref()),
+        (None, None)
+    );
+
+    for (query, want) in [
+        (
+            q(|q| q.org = Some(org("acme"))),
+            vec!["r6", "r5", "r2", "r1"],
+        ),
+        (q(|q| q.client_id = Some(sub("org/acme"))), vec!["r6", "r1"]),
+        (
+            q(|q| {
+                q.org = Some(org("acme"));
+                q.client_id = Some(sub("org/acme/agent/ci"));
+            }),
+            vec!["r5", "r2"],
+        ),
+        (q(|q| q.org = Some(org("nobody"))), vec![]),
+        (
+            q(|q| q.since = Some(200)),
+            vec!["r6", "r5", "r4", "r3", "r2"],
+        ),
+        (q(|q| q.until = Some(300)), vec!["r4", "r3", "r2", "r1"]),
+        (
+            q(|q| {
+                q.since = Some(200);
+                q.until = Some(201);
+            }),
+            vec!["r4", "r3", "r2"],
+        ),
+        (q(|q| q.limit = 2), vec!["r6", "r5"]),
+    ] {
+        let got = s.query_decisions(&query).await.unwrap();
+        assert_eq!(request_ids(&got), want, "{query:?}");
+    }
+
+    // Paging with each page's cursor visits every record once, ties included.
+    for limit in 1..=4 {
+        let mut query = q(|_| {});
+        query.limit = limit;
+        let mut seen = Vec::new();
+        loop {
+            let page = s.query_decisions(&query).await.unwrap();
+            seen.extend(page.iter().map(|r| r.request_id.clone().unwrap()));
+            match query.next(&page) {
+                Some(cursor) => {
+                    let (at, id) = cursor.split_once(':').unwrap();
+                    query.before = Some((at.parse().unwrap(), id.parse().unwrap()));
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["r6", "r5", "r4", "r3", "r2", "r1"], "limit {limit}");
+    }
+}
+
+async fn decision_purge_removes_exactly_the_older_records(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.record_decisions(&decision_fixture()).await.unwrap();
+    let everything = DecisionQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    for (before, gone, left) in [
+        (100, 0, 6),
+        (200, 1, 5),
+        (200, 0, 5),
+        (300, 3, 2),
+        (301, 2, 0),
+    ] {
+        assert_eq!(
+            s.purge_decisions_paced(before, 0).await.unwrap(),
+            gone,
+            "before {before}"
+        );
+        let rest = s.query_decisions(&everything).await.unwrap();
+        assert_eq!(rest.len(), left, "before {before}");
+        assert!(rest.iter().all(|r| r.at >= before));
+    }
+    // One batch deletes at most its limit.
+    s.record_decisions(&decision_fixture()).await.unwrap();
+    assert_eq!(s.purge_decisions_batch(1000, 4).await.unwrap(), 4);
+    assert_eq!(s.query_decisions(&everything).await.unwrap().len(), 2);
+}
+
+async fn revoked_credentials_are_told_apart_from_active_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let (acme, ci, ghost) = (sub("org/acme"), sub("org/acme/agent/ci"), sub("org/ghost"));
+    assert!(s.revoked_credentials(&[]).await.unwrap().is_empty());
+    let (_, active) = Credential::new_secret();
+    s.create_org(&org("acme"), &OrgPolicy::default(), &active, 10)
+        .await
+        .unwrap();
+    let key = key_credential();
+    s.create_agent(&org("acme"), &agent("ci"), &key, 11)
+        .await
+        .unwrap();
+    let (_, old) = Credential::new_secret();
+    s.add_credential(&acme, &old, 12).await.unwrap();
+    assert!(
+        s.revoked_credentials(&[acme.clone(), ci.clone()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is revoked yet"
+    );
+    s.revoke_credential(&acme, &old.id, 13).await.unwrap();
+    s.add_credential(&ci, &secret_cred(), 14).await.unwrap();
+    s.revoke_credential(&ci, &key.id, 15).await.unwrap();
+    let mut got = s
+        .revoked_credentials(&[acme.clone(), ci.clone(), ghost])
+        .await
+        .unwrap();
+    got.sort_by_key(|(subject, _)| subject.to_string());
+    assert_eq!(got, [(acme.clone(), old.kind), (ci, key.kind)]);
+    assert!(
+        s.revoked_credentials(&[sub("org/beta")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

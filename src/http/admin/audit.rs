@@ -1,4 +1,5 @@
-//! The audit log: a filtered page, one record.
+//! The audit log: a filtered page, one record; the decision records of
+//! refusals.
 
 use std::sync::Arc;
 
@@ -9,7 +10,9 @@ use serde_json::Value;
 use super::error::{AdminError, Result};
 use super::extract::{PathParams, QueryParams};
 use crate::app::App;
-use crate::audit::query::{AuditFilter, AuditQuery, MAX_JTI, record_json};
+use crate::audit::query::{
+    AuditFilter, AuditQuery, DecisionFilter, DecisionQuery, MAX_JTI, record_json,
+};
 
 /// `GET /audit`: a page of records, newest first, and the cursor of the next.
 pub(super) async fn query_audit(
@@ -33,4 +36,16 @@ pub(super) async fn get_audit(
         Some(r) => Ok(Json(record_json(&r))),
         None => Err(AdminError::not_found("no token has this jti")),
     }
+}
+
+/// `GET /audit/decisions`: a page of decision records (refusals), newest
+/// first, and the cursor of the next.
+pub(super) async fn query_decisions(
+    State(app): State<Arc<App>>,
+    QueryParams(filter): QueryParams<DecisionFilter>,
+) -> Result<Json<Value>> {
+    let query =
+        DecisionQuery::parse(&filter).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    let records = app.store.query_decisions(&query).await?;
+    Ok(Json(query.page_json(&records)))
 }

@@ -1,5 +1,5 @@
-//! The admin API under `/admin/v1`: orgs, agents, credentials, signing keys and
-//! the audit log, behind bearer tokens made by `nomos-issuer admin token create`.
+//! The admin API under `/admin/v1`: orgs, agents, credentials, signing keys,
+//! the audit log and the decision records, behind bearer tokens made by `nomos-issuer admin token create`.
 //!
 //! The document at `/admin/v1/openapi.json` (checked in as `docs/openapi.json`)
 //! describes every operation; `tests/schemathesis/run` fuzzes the server
@@ -30,7 +30,7 @@ pub use error::AdminError;
 use crate::app::App;
 use crate::principal::hash_secret;
 use agents::{create_agent, get_agent, list_agents};
-use audit::{get_audit, query_audit};
+use audit::{get_audit, query_audit, query_decisions};
 use credentials::{add_credential, list_credentials, revoke_credential};
 use keys::{list_keys, revoke_key, rotate_keys};
 use orgs::{create_org, get_org, list_orgs};
@@ -68,6 +68,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/keys/rotate", post(rotate_keys))
         .route("/keys/{kid}/revoke", post(revoke_key))
         .route("/audit", get(query_audit))
+        .route("/audit/decisions", get(query_decisions))
         .route("/audit/{jti}", get(get_audit))
         .route_layer(middleware::from_fn_with_state(app, require_token));
     Router::new()

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgConnectOptions;
 
+use super::page::Page;
 use super::rows::{AUDIT_COLUMNS, audit_columns, audit_from_row};
 use super::{ACQUIRE_TIMEOUT, SqlStore};
 use crate::audit::{AssertionClaim, AuditRecord, Issued};
@@ -108,46 +109,24 @@ impl AuditLog for SqlStore {
     }
 
     async fn query_tokens(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut sql = format!("SELECT {} FROM audit_tokens WHERE 1 = 1", audit_columns());
-        let mut n = 0;
-        let mut next = || {
-            n += 1;
-            format!("${n}")
-        };
-        if query.org.is_some() {
-            sql += &format!(" AND org_id = {}", next());
-        }
-        if query.agent.is_some() {
-            sql += &format!(" AND agent_id = {}", next());
-        }
-        if query.since.is_some() {
-            sql += &format!(" AND iat >= {}", next());
-        }
-        if query.until.is_some() {
-            sql += &format!(" AND iat < {}", next());
-        }
-        if query.before.is_some() {
-            let (a, b, c) = (next(), next(), next());
-            sql += &format!(" AND (iat < {a} OR (iat = {b} AND jti < {c}))");
-        }
-        sql += &format!(" ORDER BY iat DESC, jti DESC LIMIT {}", next());
-        let mut q = sqlx::query(&sql);
-        if let Some(org) = &query.org {
-            q = q.bind(org.as_str());
-        }
-        if let Some(agent) = &query.agent {
-            q = q.bind(agent.as_str());
-        }
-        if let Some(since) = query.since {
-            q = q.bind(since);
-        }
-        if let Some(until) = query.until {
-            q = q.bind(until);
-        }
+        let mut page = Page::default();
+        page.and("org_id =", query.org.as_ref().map(|o| o.as_str()));
+        page.and("agent_id =", query.agent.as_ref().map(|a| a.as_str()));
+        page.and("iat >=", query.since);
+        page.and("iat <", query.until);
         if let Some((iat, jti)) = &query.before {
-            q = q.bind(*iat).bind(*iat).bind(jti.as_str());
+            page.before("iat", "jti", *iat, jti.as_str());
         }
-        let rows = q.bind(i64::from(query.limit)).fetch_all(&self.pool).await?;
+        let columns = audit_columns();
+        let rows = page
+            .fetch(
+                &self.pool,
+                &columns,
+                "audit_tokens",
+                ("iat", "jti"),
+                query.limit,
+            )
+            .await?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -381,7 +360,7 @@ async fn record_tokens_pg(
 }
 
 /// `($1,$2,...),($n,...)` for a multi-row insert of `rows` rows of `columns`.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 4);
     for i in 0..rows {
         sql.push_str(if i == 0 { "(" } else { ",(" });

@@ -6,8 +6,10 @@
 
 mod admin_tokens;
 mod audit;
+mod decisions;
 mod keys;
 mod migrate;
+mod page;
 mod principals;
 mod replay;
 mod rows;

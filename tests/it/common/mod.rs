@@ -470,8 +470,23 @@ pub fn client_key() -> ClientKey {
 }
 
 pub fn assertion(key: &ClientKey, client_id: &str, aud: &str, exp_in: i64, jti: &str) -> String {
+    signed_assertion(key, None, client_id, aud, exp_in, jti)
+}
+
+/// [`assertion`] whose header names a `kid`, when given.
+pub fn signed_assertion(
+    key: &ClientKey,
+    kid: Option<&str>,
+    client_id: &str,
+    aud: &str,
+    exp_in: i64,
+    jti: &str,
+) -> String {
     let mut h = josekit::jws::JwsHeader::new();
     h.set_token_type("JWT");
+    if let Some(kid) = kid {
+        h.set_key_id(kid);
+    }
     let mut p = josekit::jwt::JwtPayload::new();
     p.set_issuer(client_id);
     p.set_subject(client_id);
