@@ -55,6 +55,14 @@ pub enum PolicyError {
     MaxTtl(u32),
 }
 
+impl PolicyError {
+    /// Whether the audiences (`false`) or the longest lifetime (`true`) is
+    /// wrong, so that each surface names its own flag or field.
+    pub fn is_max_ttl(&self) -> bool {
+        matches!(self, PolicyError::MaxTtl(_))
+    }
+}
+
 impl OrgPolicy {
     /// A policy of 1-[`MAX_AUDIENCES`] distinct audiences (the first is the
     /// default) and a longest token lifetime of 1-[`MAX_TOKEN_TTL`] seconds.
@@ -119,6 +127,25 @@ impl Credential {
         let hash = secret.hash();
         (secret, Self::new(CredentialKind::Secret { hash }))
     }
+
+    /// The credential an org, agent or `credential add` gets: these public
+    /// keys, or else a fresh client secret (returned to be shown once).
+    pub fn keys_or_secret(public_keys: Option<Vec<PublicJwk>>) -> (Self, Option<ClientSecret>) {
+        match public_keys {
+            Some(keys) => (Self::new(CredentialKind::PublicKeys(keys)), None),
+            None => {
+                let (secret, credential) = Self::new_secret();
+                (credential, Some(secret))
+            }
+        }
+    }
+}
+
+/// Why another secret is refused: [`MAX_ACTIVE_SECRETS`] are active.
+pub fn secret_limit_reached(subject: &Subject) -> String {
+    format!(
+        "{subject} already has {MAX_ACTIVE_SECRETS} active secrets: revoke one first (see `credential list`)"
+    )
 }
 
 /// Everything the token endpoint needs about a client: its policy, the hashes
@@ -241,6 +268,20 @@ impl fmt::Debug for ClientSecret {
     }
 }
 
+/// The secret itself, as in the one response that shows it (`Debug` still hides it).
+impl serde::Serialize for ClientSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A secret as the admin API shows it once.
+impl<'de> serde::Deserialize<'de> for ClientSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(ClientSecret)
+    }
+}
+
 /// SHA-256 of a secret. Secrets carry 256 random bits, so a fast hash is enough.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
@@ -288,6 +329,24 @@ mod tests {
         }
         let d = OrgPolicy::default();
         assert_eq!(OrgPolicy::new(d.audiences.clone(), d.max_ttl), Ok(d));
+    }
+
+    #[test]
+    fn a_new_credential_is_the_keys_given_or_a_secret() {
+        let (c, secret) = Credential::keys_or_secret(None);
+        let secret = secret.expect("a secret");
+        assert_eq!(
+            c.kind,
+            CredentialKind::Secret {
+                hash: secret.hash()
+            }
+        );
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let keys = vec![PublicJwk::parse(&jwk).unwrap()];
+        let (c, secret) = Credential::keys_or_secret(Some(keys.clone()));
+        assert!(secret.is_none());
+        assert_eq!(c.kind, CredentialKind::PublicKeys(keys));
+        assert!(c.id.starts_with("cred_"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod error;
 mod extract;
 mod keys;
 mod orgs;
-mod views;
+pub mod views;
 
 use std::sync::Arc;
 
