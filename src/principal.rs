@@ -66,19 +66,70 @@ impl PolicyError {
 impl OrgPolicy {
     /// A policy of 1-[`MAX_AUDIENCES`] distinct audiences (the first is the
     /// default) and a longest token lifetime of 1-[`MAX_TOKEN_TTL`] seconds.
-    /// The one check of a policy: `org create` and the admin API both call it.
+    /// The one check of a policy: `org create`, `org update` and the admin API
+    /// all call it (an update through [`PolicyChange::new`]).
     pub fn new(audiences: Vec<Audience>, max_ttl: u32) -> Result<Self, PolicyError> {
-        if !(1..=MAX_AUDIENCES).contains(&audiences.len()) {
-            return Err(PolicyError::AudienceCount(audiences.len()));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(audiences.len());
-        if let Some(twice) = audiences.iter().find(|a| !seen.insert(*a)) {
-            return Err(PolicyError::DuplicateAudience(twice.clone()));
-        }
-        if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
-            return Err(PolicyError::MaxTtl(max_ttl));
-        }
+        check_audiences(&audiences)?;
+        check_max_ttl(max_ttl)?;
         Ok(OrgPolicy { audiences, max_ttl })
+    }
+}
+
+// The two checks of a policy are independent of each other: any valid audience
+// list with any valid lifetime is a valid policy, so a change that replaces
+// one of them can be checked alone and applied to whatever the org holds.
+fn check_audiences(audiences: &[Audience]) -> Result<(), PolicyError> {
+    if !(1..=MAX_AUDIENCES).contains(&audiences.len()) {
+        return Err(PolicyError::AudienceCount(audiences.len()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(audiences.len());
+    if let Some(twice) = audiences.iter().find(|a| !seen.insert(*a)) {
+        return Err(PolicyError::DuplicateAudience(twice.clone()));
+    }
+    Ok(())
+}
+
+fn check_max_ttl(max_ttl: u32) -> Result<(), PolicyError> {
+    if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
+        return Err(PolicyError::MaxTtl(max_ttl));
+    }
+    Ok(())
+}
+
+/// A checked change to an org's policy: the parts to replace. The store
+/// applies it in one statement, so that two changes of different parts made
+/// at once both take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    audiences: Option<Vec<Audience>>,
+    max_ttl: Option<u32>,
+}
+
+impl PolicyChange {
+    /// A change of the audiences, the longest lifetime or both, each checked
+    /// as [`OrgPolicy::new`] checks it. `None` when it changes nothing.
+    pub fn new(
+        audiences: Option<Vec<Audience>>,
+        max_ttl: Option<u32>,
+    ) -> Result<Option<Self>, PolicyError> {
+        if let Some(a) = &audiences {
+            check_audiences(a)?;
+        }
+        if let Some(t) = max_ttl {
+            check_max_ttl(t)?;
+        }
+        Ok((audiences.is_some() || max_ttl.is_some())
+            .then_some(PolicyChange { audiences, max_ttl }))
+    }
+
+    /// The new audiences, if they change.
+    pub fn audiences(&self) -> Option<&[Audience]> {
+        self.audiences.as_deref()
+    }
+
+    /// The new longest lifetime, if it changes.
+    pub fn max_ttl(&self) -> Option<u32> {
+        self.max_ttl
     }
 }
 
@@ -329,6 +380,28 @@ mod tests {
         }
         let d = OrgPolicy::default();
         assert_eq!(OrgPolicy::new(d.audiences.clone(), d.max_ttl), Ok(d));
+    }
+
+    #[test]
+    fn a_policy_change_is_checked_as_a_policy_is() {
+        let aud = |s: &str| Audience::parse(s).unwrap();
+        assert_eq!(PolicyChange::new(None, None), Ok(None));
+        let c = PolicyChange::new(Some(vec![aud("a")]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.audiences(), c.max_ttl()), (Some(&[aud("a")][..]), None));
+        let c = PolicyChange::new(None, Some(60)).unwrap().unwrap();
+        assert_eq!((c.audiences(), c.max_ttl()), (None, Some(60)));
+        assert_eq!(
+            PolicyChange::new(Some(Vec::new()), Some(60)),
+            Err(PolicyError::AudienceCount(0))
+        );
+        assert_eq!(
+            PolicyChange::new(Some(vec![aud("a"), aud("a")]), None),
+            Err(PolicyError::DuplicateAudience(aud("a")))
+        );
+        let e = PolicyChange::new(None, Some(MAX_TOKEN_TTL + 1)).unwrap_err();
+        assert!(e.is_max_ttl() && !PolicyError::AudienceCount(0).is_max_ttl());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::audit::{AuditRecord, Issued};
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
 use crate::principal::session_claims::SessionClaims;
-use crate::principal::{Credential, OrgPolicy, Principal};
+use crate::principal::{Credential, OrgPolicy, PolicyChange, Principal};
 
 /// A change to the key set: given the keys as they are under the lock, the keys
 /// as they should be. An `Err` abandons the update.
@@ -89,6 +89,10 @@ pub trait PrincipalStore: Send + Sync {
 
     /// One org.
     async fn org(&self, org: &OrgId) -> Result<Option<OrgInfo>, StoreError>;
+
+    /// Applies a change to an org's policy; returns the org as it is now
+    /// (`NotFound` when there is no such org).
+    async fn update_org(&self, org: &OrgId, change: &PolicyChange) -> Result<OrgInfo, StoreError>;
 
     /// The agents of an org in id order; `None` when the org does not exist.
     async fn list_agents(&self, org: &OrgId) -> Result<Option<Vec<AgentInfo>>, StoreError>;

@@ -603,7 +603,91 @@ async fn a_corrupt_row_is_an_internal_error_that_tells_nothing(backend: Backend)
     }
 }
 
+async fn org_policies_are_updated_and_reach_the_token_endpoint_at_once(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    let (_, v) = a
+        .post(
+            "/orgs",
+            json!({"id": "acme", "audiences": ["sts.amazonaws.com", "api.example"]}),
+        )
+        .await;
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    let mint = |aud: &'static str| {
+        let (app, secret) = (&a.app, secret.clone());
+        async move {
+            let r = app
+                .token_basic("org/acme", &secret, &format!("&audience={aud}"))
+                .await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(mint("api.example").await.0, 200, "cached with the audience");
+    let (status, v) = a
+        .send(
+            "PATCH",
+            "/orgs/acme",
+            Some(json!({"audiences": ["sts.amazonaws.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["audiences"], json!(["sts.amazonaws.com"]));
+    assert_eq!(v["max_ttl_seconds"], 900, "the rest is kept");
+    // This replica follows at once: not one more token for the removed audience.
+    let (status, v) = mint("api.example").await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_target")));
+    assert_eq!(mint("sts.amazonaws.com").await.0, 200);
+    // The longest lifetime, too.
+    let (status, v) = a
+        .send("PATCH", "/orgs/acme", Some(json!({"max_ttl_seconds": 60})))
+        .await;
+    assert_eq!((status, v["max_ttl_seconds"].as_u64()), (200, Some(60)));
+    let (_, t) = mint("sts.amazonaws.com").await;
+    let c = claims(t["access_token"].as_str().unwrap());
+    assert!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap() <= 60,
+        "{c}"
+    );
+    assert_eq!(a.get("/orgs/acme").await.1["max_ttl_seconds"], 60);
+
+    for bad in [
+        json!({}),
+        json!({"audiences": []}),
+        json!({"audiences": ["a", "a"]}),
+        json!({"audiences": ["a b"]}),
+        json!({"max_ttl_seconds": 0}),
+        json!({"max_ttl_seconds": 3601}),
+        json!({"max_ttl_seconds": null}),
+        json!({"audiences": null, "max_ttl_seconds": 60}),
+        json!({"id": "acme"}),
+        json!({"session_claims": {}}),
+    ] {
+        let (status, v) = a.send("PATCH", "/orgs/acme", Some(bad.clone())).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    let (_, v) = a.send("PATCH", "/orgs/acme", Some(json!({}))).await;
+    assert!(v["message"].as_str().unwrap().contains("nothing to change"));
+    let (_, v) = a
+        .send("PATCH", "/orgs/acme", Some(json!({"max_ttl_seconds": 0})))
+        .await;
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_ttl_seconds:"),
+        "{v}"
+    );
+    let patch = Some(json!({"max_ttl_seconds": 60}));
+    assert_eq!(a.send("PATCH", "/orgs/nobody", patch.clone()).await.0, 404);
+    assert_eq!(a.send("PATCH", "/orgs/NOPE", patch).await.0, 404);
+}
+
 both_backends!(
+    org_policies_are_updated_and_reach_the_token_endpoint_at_once,
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
     secrets_rotate_without_downtime,

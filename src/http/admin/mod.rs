@@ -33,7 +33,7 @@ use agents::{create_agent, get_agent, list_agents};
 use audit::{get_audit, query_audit};
 use credentials::{add_credential, list_credentials, revoke_credential};
 use keys::{list_keys, revoke_key, rotate_keys};
-use orgs::{create_org, get_org, list_orgs};
+use orgs::{create_org, get_org, list_orgs, update_org};
 
 /// The OpenAPI document, served as checked in.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -45,7 +45,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let protected = Router::new()
         .route("/orgs", get(list_orgs).post(create_org))
-        .route("/orgs/{org}", get(get_org))
+        .route("/orgs/{org}", get(get_org).patch(update_org))
         .route("/orgs/{org}/agents", get(list_agents).post(create_agent))
         .route("/orgs/{org}/agents/{agent}", get(get_agent))
         .route(

@@ -1,4 +1,4 @@
-//! `/orgs` and `/orgs/{org}`.
+//! `/orgs` and `/orgs/{org}`: list, create, show, update.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::extract::{JsonBody, OrgInPath, QueryParams};
 use super::views::{CreatedOrg, CredentialView, OrgPage, OrgView, created};
 use crate::app::{App, now};
 use crate::ids::{Audience, OrgId, Subject};
-use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, OrgPolicy, PolicyError};
+use crate::principal::{Credential, DEFAULT_ORG_MAX_TTL, OrgPolicy, PolicyChange, PolicyError};
 use crate::store::OrgInfo;
 
 #[derive(Deserialize)]
@@ -114,4 +114,43 @@ pub(super) async fn get_org(
         Some(o) => Ok(Json(OrgView::from(&o))),
         None => Err(AdminError::not_found(format!("org {org} does not exist"))),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OrgUpdate {
+    #[serde(default, deserialize_with = "present")]
+    audiences: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    max_ttl_seconds: Option<u32>,
+}
+
+/// A member that may be left out but is never `null` (the document gives it
+/// a type, not `nullable`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /orgs/{org}`: replaces the audiences, the longest lifetime or both.
+/// Tokens minted by this replica after the answer follow the new policy; the
+/// others drop the old one within a second (the principal change log).
+pub(super) async fn update_org(
+    State(app): State<Arc<App>>,
+    OrgInPath(org): OrgInPath,
+    JsonBody(b): JsonBody<OrgUpdate>,
+) -> Result<Json<OrgView>> {
+    let audiences = b.audiences.as_deref().map(audiences).transpose()?;
+    let change = PolicyChange::new(audiences, b.max_ttl_seconds)
+        .map_err(policy_error)?
+        .ok_or_else(|| {
+            AdminError::bad_request("nothing to change: give audiences, max_ttl_seconds or both")
+        })?;
+    let info = app.store.update_org(&org, &change).await?;
+    // Before answering: a token requested after the answer must not find the
+    // old policy cached.
+    app.tokens.principals.forget(&Subject::Org(org.clone()));
+    tracing::info!(org = %org, "org policy updated through the admin API");
+    Ok(Json(OrgView::from(&info)))
 }
