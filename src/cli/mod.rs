@@ -173,10 +173,7 @@ impl ClaimsArgs {
             transitive: self.transitive.clone(),
             source_identity: self.source_identity,
         };
-        claims.validate().map_err(anyhow::Error::msg)?;
-        if claims.source_identity {
-            SessionClaims::source_identity_of(subject).map_err(anyhow::Error::msg)?;
-        }
+        claims.validate_for(subject).map_err(anyhow::Error::msg)?;
         Ok(claims)
     }
 }

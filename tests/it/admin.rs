@@ -686,8 +686,99 @@ async fn org_policies_are_updated_and_reach_the_token_endpoint_at_once(backend: 
     assert_eq!(a.send("PATCH", "/orgs/NOPE", patch).await.0, 404);
 }
 
+async fn session_claims_are_set_and_cleared_for_orgs_and_agents(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    a.post("/orgs", json!({"id": "acme"})).await;
+    let (_, v) = a.post("/orgs/acme/agents", json!({"id": "ci"})).await;
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    let tags = || async {
+        claims(&a.app.token_ok("org/acme/agent/ci", &secret).await)
+            .get(nomos_issuer::aws::session::TAGS_CLAIM)
+            .cloned()
+    };
+    assert_eq!(tags().await, None, "off by default (and now cached)");
+    let (status, v) = a
+        .send(
+            "PUT",
+            "/orgs/acme/session-claims",
+            Some(json!({"tags": true, "extra_tags": {"team": "blue"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["extra_tags"], json!({"team": "blue"}));
+    // The agent inherits its org's setting, from the next token on.
+    let t = tags().await.expect("session tags");
+    assert_eq!(t["principal_tags"]["team"], json!(["blue"]));
+    // Its own setting wins; DELETE makes it inherit again.
+    let (status, _) = a
+        .send(
+            "PUT",
+            "/orgs/acme/agents/ci/session-claims",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tags().await, None);
+    let (status, _) = a
+        .send("DELETE", "/orgs/acme/agents/ci/session-claims", None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(tags().await.is_some());
+    // DELETE on the org turns them off.
+    let (status, _) = a.send("DELETE", "/orgs/acme/session-claims", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(tags().await, None);
+
+    for bad in [
+        json!({"extra_tags": {"team": "blue"}}),
+        json!({"tags": true, "extra_tags": {"aws:x": "y"}}),
+        json!({"tags": true, "transitive": ["nope"]}),
+        json!({"tags": "yes"}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, v) = a
+            .send("PUT", "/orgs/acme/session-claims", Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    // A source identity must fit AWS's 2-64 characters.
+    let long = "a".repeat(63);
+    a.post("/orgs", json!({ "id": long })).await;
+    let (status, v) = a
+        .send(
+            "PUT",
+            &format!("/orgs/{long}/session-claims"),
+            Some(json!({"source_identity": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    a.post(&format!("/orgs/{long}/agents"), json!({ "id": "ci" }))
+        .await;
+    let (status, v) = a
+        .send(
+            "PUT",
+            &format!("/orgs/{long}/agents/ci/session-claims"),
+            Some(json!({"source_identity": true})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("2-64"), "{v}");
+    for path in [
+        "/orgs/nobody/session-claims",
+        "/orgs/acme/agents/nobody/session-claims",
+    ] {
+        assert_eq!(a.send("PUT", path, Some(json!({}))).await.0, 404, "{path}");
+        assert_eq!(a.send("DELETE", path, None).await.0, 404, "{path}");
+    }
+}
+
 both_backends!(
     org_policies_are_updated_and_reach_the_token_endpoint_at_once,
+    session_claims_are_set_and_cleared_for_orgs_and_agents,
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
     secrets_rotate_without_downtime,

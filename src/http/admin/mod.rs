@@ -9,6 +9,7 @@
 
 mod agents;
 mod audit;
+mod claims;
 mod credentials;
 mod error;
 mod extract;
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use error::AdminError;
 
@@ -31,6 +32,7 @@ use crate::app::App;
 use crate::principal::hash_secret;
 use agents::{create_agent, get_agent, list_agents};
 use audit::{get_audit, query_audit};
+use claims::{clear_session_claims, set_session_claims};
 use credentials::{add_credential, list_credentials, revoke_credential};
 use keys::{list_keys, revoke_key, rotate_keys};
 use orgs::{create_org, get_org, list_orgs, update_org};
@@ -46,8 +48,16 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let protected = Router::new()
         .route("/orgs", get(list_orgs).post(create_org))
         .route("/orgs/{org}", get(get_org).patch(update_org))
+        .route(
+            "/orgs/{org}/session-claims",
+            put(set_session_claims).delete(clear_session_claims),
+        )
         .route("/orgs/{org}/agents", get(list_agents).post(create_agent))
         .route("/orgs/{org}/agents/{agent}", get(get_agent))
+        .route(
+            "/orgs/{org}/agents/{agent}/session-claims",
+            put(set_session_claims).delete(clear_session_claims),
+        )
         .route(
             "/orgs/{org}/credentials",
             get(list_credentials).post(add_credential),
