@@ -59,6 +59,7 @@ pub async fn run(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
                 name,
                 created_at: now(),
                 revoked_at: None,
+                expires_at: None,
             };
             store
                 .create_admin_token(&token, &secret.hash())

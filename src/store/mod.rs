@@ -174,6 +174,8 @@ pub struct AdminToken {
     pub created_at: i64,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<i64>,
 }
 
 /// Admin API tokens.
@@ -186,8 +188,13 @@ pub trait AdminTokens: Send + Sync {
         hash: &[u8; 32],
     ) -> Result<(), StoreError>;
 
-    /// The active token with this hash.
-    async fn admin_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError>;
+    /// The token with this hash if it is active at `now`: neither revoked nor
+    /// expired.
+    async fn admin_token_by_hash(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<AdminToken>, StoreError>;
 
     /// Every token, revoked ones included, oldest first.
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;

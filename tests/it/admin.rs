@@ -776,9 +776,39 @@ async fn session_claims_are_set_and_cleared_for_orgs_and_agents(backend: Backend
     }
 }
 
+async fn expired_admin_tokens_are_refused(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    let secret = nomos_issuer::principal::ClientSecret::with_prefix("nomos_at_");
+    let now = nomos_issuer::app::now();
+    let t = nomos_issuer::store::AdminToken {
+        id: "adm_short".into(),
+        name: "short-lived".into(),
+        created_at: now - 10,
+        revoked_at: None,
+        expires_at: Some(now - 1),
+    };
+    a.app
+        .store()
+        .create_admin_token(&t, &secret.hash())
+        .await
+        .unwrap();
+    let r = a
+        .app
+        .http
+        .get(a.url("/orgs"))
+        .bearer_auth(secret.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "unauthorized");
+}
+
 both_backends!(
     org_policies_are_updated_and_reach_the_token_endpoint_at_once,
     session_claims_are_set_and_cleared_for_orgs_and_agents,
+    expired_admin_tokens_are_refused,
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
     secrets_rotate_without_downtime,

@@ -38,6 +38,7 @@ both_backends!(
     purge_removes_exactly_the_older_tokens,
     purge_goes_through_every_batch,
     admin_tokens_are_looked_up_listed_and_revoked,
+    expired_admin_tokens_are_refused_like_revoked_ones,
     org_policies_are_updated_part_by_part,
     concurrent_updates_of_different_parts_both_take_effect,
     pool_stats_describe_the_pools,
@@ -111,8 +112,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        5,
-        "init, session claims, principal changes, admin tokens, change log order"
+        6,
+        "init, session claims, principal changes, admin tokens, change log order, admin token expiry"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1163,20 +1164,33 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
         name: "deploy pipeline".into(),
         created_at: 100,
         revoked_at: None,
+        expires_at: None,
     };
     let t2 = AdminToken {
         id: "adm_a".into(),
         name: "operator".into(),
         created_at: 200,
         revoked_at: None,
+        expires_at: Some(10_000),
     };
     let (h1, h2) = (hash(), hash());
     s.create_admin_token(&t1, &h1).await.unwrap();
     s.create_admin_token(&t2, &h2).await.unwrap();
-    assert_eq!(s.admin_token_by_hash(&h1).await.unwrap(), Some(t1.clone()));
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
-    assert!(s.admin_token_by_hash(&hash()).await.unwrap().is_none());
-    assert!(s.admin_token_by_hash(&[0; 32]).await.unwrap().is_none());
+    assert_eq!(
+        s.admin_token_by_hash(&h1, 300).await.unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
+    assert!(s.admin_token_by_hash(&hash(), 300).await.unwrap().is_none());
+    assert!(
+        s.admin_token_by_hash(&[0; 32], 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         s.list_admin_tokens().await.unwrap(),
         vec![t1.clone(), t2.clone()]
@@ -1196,12 +1210,18 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
     };
     let r = s.create_admin_token(&dup_hash, &h2).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
     assert_eq!(s.list_admin_tokens().await.unwrap().len(), 2);
 
     s.revoke_admin_token(&t1.id, 400).await.unwrap();
-    assert!(s.admin_token_by_hash(&h1).await.unwrap().is_none());
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert!(s.admin_token_by_hash(&h1, 300).await.unwrap().is_none());
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
     let revoked = AdminToken {
         revoked_at: Some(400),
         ..t1.clone()
@@ -1219,6 +1239,34 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
         vec![revoked, t2],
         "a failed revocation changes nothing"
     );
+}
+
+async fn expired_admin_tokens_are_refused_like_revoked_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let t = AdminToken {
+        id: "adm_ci".into(),
+        name: "ci".into(),
+        created_at: 100,
+        revoked_at: None,
+        expires_at: Some(200),
+    };
+    let h = ClientSecret::generate().hash();
+    s.create_admin_token(&t, &h).await.unwrap();
+    assert_eq!(
+        s.admin_token_by_hash(&h, 199).await.unwrap(),
+        Some(t.clone())
+    );
+    for now in [200, 201, 10_000] {
+        assert!(
+            s.admin_token_by_hash(&h, now).await.unwrap().is_none(),
+            "{now}"
+        );
+    }
+    // Still listed, with its expiry; and it can still be revoked.
+    assert_eq!(s.list_admin_tokens().await.unwrap(), vec![t.clone()]);
+    s.revoke_admin_token(&t.id, 300).await.unwrap();
+    assert!(s.admin_token_by_hash(&h, 150).await.unwrap().is_none());
 }
 
 fn change(audiences: Option<&[&str]>, max_ttl: Option<u32>) -> PolicyChange {

@@ -28,7 +28,7 @@ use axum::routing::{delete, get, post, put};
 
 pub use error::AdminError;
 
-use crate::app::App;
+use crate::app::{App, now};
 use crate::principal::hash_secret;
 use agents::{create_agent, get_agent, list_agents};
 use audit::{get_audit, query_audit};
@@ -99,7 +99,8 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// Checks `Authorization: Bearer <admin token>` against the stored hashes.
+/// Checks `Authorization: Bearer <admin token>` against the stored hashes; a
+/// revoked or expired token is refused alike.
 async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let token = req
         .headers()
@@ -113,7 +114,11 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
     let Some(token) = token else {
         return AdminError::unauthorized().into_response();
     };
-    match app.store.admin_token_by_hash(&hash_secret(token)).await {
+    match app
+        .store
+        .admin_token_by_hash(&hash_secret(token), now())
+        .await
+    {
         Ok(Some(t)) => {
             tracing::info!(admin_token = %t.id, name = %t.name, "admin request");
             next.run(req).await
