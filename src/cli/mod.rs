@@ -4,10 +4,16 @@ mod admin;
 mod agent;
 mod audit;
 mod aws;
+mod backend;
+mod credential;
+mod input;
 mod keys;
 mod org;
+mod remote;
 mod serve;
 mod token;
+
+pub use input::InvalidInput;
 
 use std::io::IsTerminal;
 
@@ -39,12 +45,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply database migrations and exit
     Migrate,
-    /// Manage orgs
-    #[command(subcommand)]
-    Org(org::OrgCommand),
-    /// Manage agents of an org
-    #[command(subcommand)]
-    Agent(agent::AgentCommand),
+    /// Manage orgs (here, or on a running issuer with --addr)
+    Org(org::OrgArgs),
+    /// Manage agents of an org (here, or on a running issuer with --addr)
+    Agent(agent::AgentArgs),
+    /// Add, list and revoke the credentials of an org or agent
+    Credential(credential::CredentialArgs),
     /// Mint tokens locally (audited like any other)
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -85,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => serve::migrate(settings).await,
         Command::Org(cmd) => org::run(settings, cmd).await,
         Command::Agent(cmd) => agent::run(settings, cmd).await,
+        Command::Credential(cmd) => credential::run(settings, cmd).await,
         Command::Token(cmd) => token::run(settings, cmd).await,
         Command::Keys(cmd) => keys::run(settings, cmd).await,
         Command::Aws(cmd) => aws::run(settings, cmd).await,
