@@ -391,11 +391,7 @@ async fn remote_errors_say_what_to_check() {
 async fn a_private_ca_is_trusted_with_ca_file() {
     let server_dir = tempfile::tempdir().unwrap();
     let s = server_dir.path();
-    let admin = json_out(&run(
-        s,
-        &["admin", "token", "create", "--name", "ops", "--json"],
-        &[],
-    ));
+    let admin = json_out(&run(s, &["admin", "token", "create", "--json"], &[]));
     let token = admin["token"].as_str().unwrap().to_owned();
     let serve = Serve::start(s, &["--dev-tls"], &[]).unwrap();
     assert!(serve.base.starts_with("https://"), "{}", serve.base);
@@ -517,4 +513,113 @@ async fn pem_public_keys_are_registered_as_jwks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn admin_tokens_get_a_default_name_and_may_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = json_out(&run(
+        d,
+        &["admin", "token", "create", "--json"],
+        &[("USER", "alice")],
+    ));
+    let name = plain["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("alice 20") && name.ends_with('Z'),
+        "{name}"
+    );
+    assert_eq!(plain["expires_at"], Value::Null);
+    let short = json_out(&run(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--expires-in",
+            "1",
+            "--json",
+        ],
+        &[],
+    ));
+    let month = json_out(&run(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "--name",
+            "m",
+            "--expires-in",
+            "30d",
+            "--json",
+        ],
+        &[],
+    ));
+    let now = nomos_issuer::app::now();
+    let at = month["expires_at"].as_i64().unwrap();
+    assert!((now + 30 * 86_400 - at).abs() < 60, "{month}");
+    for (args, words) in [
+        (vec!["--expires-in", "soon"], "30d"),
+        (vec!["--expires-in", "0"], "at least one second"),
+        (vec!["--name", " "], "1-200 characters"),
+    ] {
+        let mut all = vec!["admin", "token", "create"];
+        all.extend(&args);
+        let o = run(d, &all, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(words), "{args:?}: {}", stderr(&o));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let list = json_out(&run(d, &["admin", "token", "list", "--json"], &[]));
+    let mut states: Vec<(&str, &str)> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [(name, "active"), ("ci", "expired"), ("m", "active")]
+    );
+    let text = run(d, &["admin", "token", "list"], &[]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("EXPIRES") && text.contains("expired") && text.contains("never"),
+        "{text}"
+    );
+    // The expired token is refused by the server like a revoked one.
+    let serve = Serve::start(d, &[], &[]).unwrap();
+    let env = [
+        ("NOMOS_ADDR", serve.base.as_str()),
+        ("NOMOS_TOKEN", short["token"].as_str().unwrap()),
+    ];
+    let o = run(tempfile::tempdir().unwrap().path(), &["org", "list"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("wrong, expired or revoked"),
+        "{}",
+        stderr(&o)
+    );
+    let env = [env[0], ("NOMOS_TOKEN", month["token"].as_str().unwrap())];
+    json_out(&run(
+        tempfile::tempdir().unwrap().path(),
+        &["org", "list", "--json"],
+        &env,
+    ));
+    let revoked = json_out(&run(
+        d,
+        &[
+            "admin",
+            "token",
+            "revoke",
+            month["id"].as_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(revoked["revoked"], true);
 }
