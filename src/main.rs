@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use nomos_issuer::cli::{Cli, error_report, run};
+use nomos_issuer::cli::{Cli, InvalidInput, error_report, run};
 use nomos_issuer::config::ConfigError;
 use nomos_issuer::keys::kek::KekError;
 
@@ -13,11 +13,14 @@ use nomos_issuer::keys::kek::KekError;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit codes: 1 any error, 2 invalid usage or configuration, 3 key-encryption key problems.
+/// Exit codes: 1 any error, 2 invalid usage, input or configuration, 3 key-encryption key problems.
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.is::<KekError>()) {
         3
-    } else if e.chain().any(|c| c.is::<ConfigError>()) {
+    } else if e
+        .chain()
+        .any(|c| c.is::<ConfigError>() || c.is::<InvalidInput>())
+    {
         2
     } else {
         1

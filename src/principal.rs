@@ -55,22 +55,81 @@ pub enum PolicyError {
     MaxTtl(u32),
 }
 
+impl PolicyError {
+    /// Whether the audiences (`false`) or the longest lifetime (`true`) is
+    /// wrong, so that each surface names its own flag or field.
+    pub fn is_max_ttl(&self) -> bool {
+        matches!(self, PolicyError::MaxTtl(_))
+    }
+}
+
 impl OrgPolicy {
     /// A policy of 1-[`MAX_AUDIENCES`] distinct audiences (the first is the
     /// default) and a longest token lifetime of 1-[`MAX_TOKEN_TTL`] seconds.
-    /// The one check of a policy: `org create` and the admin API both call it.
+    /// The one check of a policy: `org create`, `org update` and the admin API
+    /// all call it (an update through [`PolicyChange::new`]).
     pub fn new(audiences: Vec<Audience>, max_ttl: u32) -> Result<Self, PolicyError> {
-        if !(1..=MAX_AUDIENCES).contains(&audiences.len()) {
-            return Err(PolicyError::AudienceCount(audiences.len()));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(audiences.len());
-        if let Some(twice) = audiences.iter().find(|a| !seen.insert(*a)) {
-            return Err(PolicyError::DuplicateAudience(twice.clone()));
-        }
-        if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
-            return Err(PolicyError::MaxTtl(max_ttl));
-        }
+        check_audiences(&audiences)?;
+        check_max_ttl(max_ttl)?;
         Ok(OrgPolicy { audiences, max_ttl })
+    }
+}
+
+// The two checks of a policy are independent of each other: any valid audience
+// list with any valid lifetime is a valid policy, so a change that replaces
+// one of them can be checked alone and applied to whatever the org holds.
+fn check_audiences(audiences: &[Audience]) -> Result<(), PolicyError> {
+    if !(1..=MAX_AUDIENCES).contains(&audiences.len()) {
+        return Err(PolicyError::AudienceCount(audiences.len()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(audiences.len());
+    if let Some(twice) = audiences.iter().find(|a| !seen.insert(*a)) {
+        return Err(PolicyError::DuplicateAudience(twice.clone()));
+    }
+    Ok(())
+}
+
+fn check_max_ttl(max_ttl: u32) -> Result<(), PolicyError> {
+    if !(1..=MAX_TOKEN_TTL).contains(&max_ttl) {
+        return Err(PolicyError::MaxTtl(max_ttl));
+    }
+    Ok(())
+}
+
+/// A checked change to an org's policy: the parts to replace. The store
+/// applies it in one statement, so that two changes of different parts made
+/// at once both take effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyChange {
+    audiences: Option<Vec<Audience>>,
+    max_ttl: Option<u32>,
+}
+
+impl PolicyChange {
+    /// A change of the audiences, the longest lifetime or both, each checked
+    /// as [`OrgPolicy::new`] checks it. `None` when it changes nothing.
+    pub fn new(
+        audiences: Option<Vec<Audience>>,
+        max_ttl: Option<u32>,
+    ) -> Result<Option<Self>, PolicyError> {
+        if let Some(a) = &audiences {
+            check_audiences(a)?;
+        }
+        if let Some(t) = max_ttl {
+            check_max_ttl(t)?;
+        }
+        Ok((audiences.is_some() || max_ttl.is_some())
+            .then_some(PolicyChange { audiences, max_ttl }))
+    }
+
+    /// The new audiences, if they change.
+    pub fn audiences(&self) -> Option<&[Audience]> {
+        self.audiences.as_deref()
+    }
+
+    /// The new longest lifetime, if it changes.
+    pub fn max_ttl(&self) -> Option<u32> {
+        self.max_ttl
     }
 }
 
@@ -119,6 +178,25 @@ impl Credential {
         let hash = secret.hash();
         (secret, Self::new(CredentialKind::Secret { hash }))
     }
+
+    /// The credential an org, agent or `credential add` gets: these public
+    /// keys, or else a fresh client secret (returned to be shown once).
+    pub fn keys_or_secret(public_keys: Option<Vec<PublicJwk>>) -> (Self, Option<ClientSecret>) {
+        match public_keys {
+            Some(keys) => (Self::new(CredentialKind::PublicKeys(keys)), None),
+            None => {
+                let (secret, credential) = Self::new_secret();
+                (credential, Some(secret))
+            }
+        }
+    }
+}
+
+/// Why another secret is refused: [`MAX_ACTIVE_SECRETS`] are active.
+pub fn secret_limit_reached(subject: &Subject) -> String {
+    format!(
+        "{subject} already has {MAX_ACTIVE_SECRETS} active secrets: revoke one first (see `credential list`)"
+    )
 }
 
 /// Everything the token endpoint needs about a client: its policy, the hashes
@@ -241,6 +319,20 @@ impl fmt::Debug for ClientSecret {
     }
 }
 
+/// The secret itself, as in the one response that shows it (`Debug` still hides it).
+impl serde::Serialize for ClientSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A secret as the admin API shows it once.
+impl<'de> serde::Deserialize<'de> for ClientSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(ClientSecret)
+    }
+}
+
 /// SHA-256 of a secret. Secrets carry 256 random bits, so a fast hash is enough.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
@@ -288,6 +380,46 @@ mod tests {
         }
         let d = OrgPolicy::default();
         assert_eq!(OrgPolicy::new(d.audiences.clone(), d.max_ttl), Ok(d));
+    }
+
+    #[test]
+    fn a_policy_change_is_checked_as_a_policy_is() {
+        let aud = |s: &str| Audience::parse(s).unwrap();
+        assert_eq!(PolicyChange::new(None, None), Ok(None));
+        let c = PolicyChange::new(Some(vec![aud("a")]), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.audiences(), c.max_ttl()), (Some(&[aud("a")][..]), None));
+        let c = PolicyChange::new(None, Some(60)).unwrap().unwrap();
+        assert_eq!((c.audiences(), c.max_ttl()), (None, Some(60)));
+        assert_eq!(
+            PolicyChange::new(Some(Vec::new()), Some(60)),
+            Err(PolicyError::AudienceCount(0))
+        );
+        assert_eq!(
+            PolicyChange::new(Some(vec![aud("a"), aud("a")]), None),
+            Err(PolicyError::DuplicateAudience(aud("a")))
+        );
+        let e = PolicyChange::new(None, Some(MAX_TOKEN_TTL + 1)).unwrap_err();
+        assert!(e.is_max_ttl() && !PolicyError::AudienceCount(0).is_max_ttl());
+    }
+
+    #[test]
+    fn a_new_credential_is_the_keys_given_or_a_secret() {
+        let (c, secret) = Credential::keys_or_secret(None);
+        let secret = secret.expect("a secret");
+        assert_eq!(
+            c.kind,
+            CredentialKind::Secret {
+                hash: secret.hash()
+            }
+        );
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let keys = vec![PublicJwk::parse(&jwk).unwrap()];
+        let (c, secret) = Credential::keys_or_secret(Some(keys.clone()));
+        assert!(secret.is_none());
+        assert_eq!(c.kind, CredentialKind::PublicKeys(keys));
+        assert!(c.id.starts_with("cred_"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Just enough DER to read an X.509 certificate without a parser crate: the
 //! issuer and subject Names (`aws check` orders the served chain with them)
-//! and the validity and public key (`serve --dev-tls` checks the CA it keeps).
+//! and the validity and public key (`serve --dev-tls` checks the CA it keeps);
+//! and the parts of a public key (`--public-key` converts PEM keys to JWKs).
 
 use time::OffsetDateTime;
 
@@ -52,6 +53,61 @@ pub fn issuer_and_subject(der: &[u8]) -> Option<(&[u8], &[u8])> {
 /// The SubjectPublicKeyInfo of an X.509 certificate, whole.
 pub fn subject_public_key_info(der: &[u8]) -> Option<&[u8]> {
     tbs_fields(der)?.get(5).copied()
+}
+
+/// The parts of a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spki<'a> {
+    /// The algorithm's OID, its content octets (e.g. `2A 86 48 CE 3D 02 01`
+    /// for id-ecPublicKey).
+    pub algorithm: &'a [u8],
+    /// The content octets of an OID parameter (an EC key's curve), if any.
+    pub curve: Option<&'a [u8]>,
+    /// The public key's bits (a whole number of bytes).
+    pub key: &'a [u8],
+}
+
+/// Reads a whole SubjectPublicKeyInfo: `SEQUENCE { SEQUENCE { OID, params }, BIT STRING }`.
+pub fn spki(der: &[u8]) -> Option<Spki<'_>> {
+    let (0x30, body, []) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, algorithm, rest) = tlv(body)? else {
+        return None;
+    };
+    let (0x03, bits, []) = tlv(rest)? else {
+        return None;
+    };
+    let (0x06, oid, params) = tlv(algorithm)? else {
+        return None;
+    };
+    let curve = match tlv(params) {
+        Some((0x06, curve, [])) => Some(curve),
+        _ => None,
+    };
+    let (&0, key) = bits.split_first()? else {
+        return None; // unused bits: no key we read has them
+    };
+    Some(Spki {
+        algorithm: oid,
+        curve,
+        key,
+    })
+}
+
+/// The modulus and exponent of a PKCS #1 RSAPublicKey, `SEQUENCE { INTEGER, INTEGER }`,
+/// big-endian as encoded (with a leading zero when the top bit is set).
+pub fn rsa_public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, body, []) = tlv(der)? else {
+        return None;
+    };
+    let (0x02, n, rest) = tlv(body)? else {
+        return None;
+    };
+    let (0x02, e, []) = tlv(rest)? else {
+        return None;
+    };
+    Some((n, e))
 }
 
 /// The validity of an X.509 certificate: (notBefore, notAfter).
@@ -107,6 +163,30 @@ mod tests {
         assert!(sub.windows(4).any(|w| w == b"leaf"));
         assert!(issuer_and_subject(b"\x30\x03\x02\x01\x01").is_none());
         assert!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
+    }
+
+    #[test]
+    fn a_public_key_info_is_taken_apart() {
+        let key = rcgen::KeyPair::generate().unwrap(); // P-256
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = subject_public_key_info(cert.der()).unwrap();
+        let info = spki(der).unwrap();
+        assert_eq!(info.algorithm, [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+        assert_eq!(
+            info.curve,
+            Some(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07][..])
+        );
+        assert_eq!(info.key, key.public_key_raw());
+        assert_eq!(spki(&der[..der.len() - 1]), None);
+        assert_eq!(spki(&[der, &[0]].concat()), None, "trailing bytes");
+        assert_eq!(
+            rsa_public_key(b"\x30\x06\x02\x01\x05\x02\x01\x03"),
+            Some((&[5][..], &[3][..]))
+        );
+        assert_eq!(rsa_public_key(b"\x30\x03\x02\x01\x05"), None);
     }
 
     #[test]

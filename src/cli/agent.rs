@@ -1,15 +1,28 @@
-//! `agent create`.
+//! `agent create | list | show | set-claims`, on the store or, with `--addr`,
+//! through a running issuer's admin API.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::json;
 
-use crate::app::{now, open_store};
+use super::backend::connect;
+use super::input::{invalid, public_keys};
+use super::remote::RemoteArgs;
 use crate::config::Settings;
+use crate::http::admin::views::CredentialView;
 use crate::ids::{AgentId, OrgId, Subject};
-use crate::keys::PublicJwk;
-use crate::principal::{Credential, CredentialKind};
+
+/// `agent`: the command and where it acts.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// Where the command acts.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
 
 /// `agent` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -17,12 +30,30 @@ pub enum AgentCommand {
     /// Create an agent; prints a one-time client secret, or nothing secret with --public-key
     Create {
         /// The org the agent belongs to
-        org: String,
+        org: OrgId,
         /// Agent id: 1-63 characters of a-z, 0-9 and '-'
-        agent: String,
-        /// Authenticate with private_key_jwt: a file holding one public JWK or a JWKS
-        #[arg(long, value_name = "JWK_FILE")]
+        agent: AgentId,
+        /// Authenticate with private_key_jwt: a file holding a public JWK, a JWKS, or a PEM public key (-----BEGIN PUBLIC KEY-----)
+        #[arg(long, value_name = "KEY_FILE")]
         public_key: Option<PathBuf>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the agents of an org
+    List {
+        /// The org
+        org: OrgId,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an agent
+    Show {
+        /// The org
+        org: OrgId,
+        /// The agent
+        agent: AgentId,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -31,102 +62,157 @@ pub enum AgentCommand {
     /// --inherit its org's again
     SetClaims {
         /// The org
-        org: String,
+        org: OrgId,
         /// The agent
-        agent: String,
+        agent: AgentId,
         /// Drop the agent's own setting and use its org's
         #[arg(long, conflicts_with_all = ["session_tags", "tags", "transitive", "source_identity"])]
         inherit: bool,
         /// The claims
         #[command(flatten)]
         claims: super::ClaimsArgs,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub async fn run(settings: Settings, cmd: AgentCommand) -> anyhow::Result<()> {
-    let (org, agent, public_key, json) = match cmd {
-        AgentCommand::SetClaims {
-            org,
-            agent,
-            inherit,
-            claims,
-        } => {
-            let subject = Subject::Agent(OrgId::parse(&org)?, AgentId::parse(&agent)?);
-            let claims = if inherit {
-                None
-            } else {
-                Some(claims.to_claims(&subject)?)
-            };
-            let store = open_store(&settings, false).await?;
-            store
-                .set_session_claims(&subject, claims.as_ref())
-                .await
-                .with_context(|| format!("cannot set the session claims of {subject}"))?;
-            match claims {
-                Some(c) => println!(
-                    "session claims of {subject}: {}",
-                    serde_json::to_string(&c)?
-                ),
-                None => println!("{subject} now inherits the session claims of its org"),
-            }
-            return Ok(());
-        }
+pub async fn run(settings: Settings, args: AgentArgs) -> anyhow::Result<()> {
+    match args.command {
         AgentCommand::Create {
             org,
             agent,
             public_key,
             json,
-        } => (org, agent, public_key, json),
-    };
-    let org = OrgId::parse(&org)?;
-    let agent = AgentId::parse(&agent)?;
-    let (credential, secret, kids) = match &public_key {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let keys = PublicJwk::parse_set(&text).with_context(|| path.display().to_string())?;
-            let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
-            (
-                Credential::new(CredentialKind::PublicKeys(keys)),
-                None,
-                kids,
-            )
-        }
-        None => {
-            let (secret, credential) = Credential::new_secret();
-            (credential, Some(secret), Vec::new())
-        }
-    };
-    let store = open_store(&settings, false).await?;
-    store
-        .create_agent(&org, &agent, &credential, now())
-        .await
-        .with_context(|| format!("cannot create agent {agent} in org {org}"))?;
-    let client_id = Subject::Agent(org.clone(), agent.clone()).to_string();
-    if json {
-        let mut out = json!({"org_id": org, "agent_id": agent, "client_id": client_id});
-        match &secret {
-            Some(s) => out["client_secret"] = s.expose().into(),
-            None => {
-                out["auth_method"] = "private_key_jwt".into();
-                out["key_ids"] = kids.into();
+        } => {
+            let keys = public_key.as_deref().map(public_keys).transpose()?;
+            let backend = connect(&settings, &args.remote).await?;
+            let created = backend
+                .create_agent(&org, &agent, keys)
+                .await
+                .with_context(|| format!("cannot create agent {agent} in org {org}"))?;
+            if json {
+                let mut out = json!({
+                    "org_id": org, "agent_id": agent, "client_id": created.client_id,
+                    "credential": created.credential,
+                });
+                match &created.client_secret {
+                    Some(s) => out["client_secret"] = json!(s),
+                    None => {
+                        out["auth_method"] = "private_key_jwt".into();
+                        out["key_ids"] = json!(created.credential.kids);
+                    }
+                }
+                super::print_json(&out);
+            } else {
+                println!("Created agent {agent} in org {org}.");
+                println!("client_id:     {}", created.client_id);
+                print_new_credential(&created.credential, created.client_secret.as_ref());
             }
+            Ok(())
         }
-        super::print_json(&out);
-    } else {
-        println!("Created agent {agent} in org {org}.");
-        println!("client_id:     {client_id}");
-        match &secret {
-            Some(s) => {
-                println!("client_secret: {}", s.expose());
-                println!();
-                println!("The secret is shown only once and stored only as a hash: keep it now.");
+        AgentCommand::List { org, json } => {
+            let backend = connect(&settings, &args.remote).await?;
+            let agents = backend
+                .agents(&org)
+                .await
+                .with_context(|| format!("cannot list the agents of org {org}"))?;
+            if json {
+                super::print_json(&json!({ "agents": agents }));
+            } else if agents.is_empty() {
+                println!(
+                    "Org {org} has no agents: create one with `nomos-issuer agent create {org} AGENT`."
+                );
+            } else {
+                println!("{:<24}  {:<20}  CLIENT ID", "AGENT", "CREATED");
+                for a in &agents {
+                    println!(
+                        "{:<24}  {:<20}  {}",
+                        a.id.as_str(),
+                        super::time(Some(a.created_at)),
+                        Subject::Agent(a.org_id.clone(), a.id.clone())
+                    );
+                }
             }
-            None => {
-                println!("auth method:   private_key_jwt");
-                println!("key ids:       {}", kids.join(", "));
+            Ok(())
+        }
+        AgentCommand::Show { org, agent, json } => {
+            let backend = connect(&settings, &args.remote).await?;
+            let a = backend
+                .agent(&org, &agent)
+                .await
+                .context("cannot show the agent")?;
+            if json {
+                super::print_json(&json!(a));
+            } else {
+                println!("agent:     {}", a.id);
+                println!("org:       {}", a.org_id);
+                println!(
+                    "client_id: {}",
+                    Subject::Agent(a.org_id.clone(), a.id.clone())
+                );
+                println!("created:   {}", super::time(Some(a.created_at)));
             }
+            Ok(())
+        }
+        AgentCommand::SetClaims {
+            org,
+            agent,
+            inherit,
+            claims,
+            json,
+        } => {
+            let subject = Subject::Agent(org, agent);
+            let claims = if inherit {
+                None
+            } else {
+                Some(
+                    claims
+                        .to_claims(&subject)
+                        .map_err(|e| invalid(e.to_string()))?,
+                )
+            };
+            let backend = connect(&settings, &args.remote).await?;
+            backend
+                .set_session_claims(&subject, claims.as_ref())
+                .await
+                .with_context(|| format!("cannot set the session claims of {subject}"))?;
+            if json {
+                super::print_json(&json!({
+                    "client_id": subject.to_string(),
+                    "session_claims": claims,
+                    "inherits": claims.is_none(),
+                }));
+            } else {
+                match claims {
+                    Some(c) => println!(
+                        "session claims of {subject}: {}",
+                        serde_json::to_string(&c)?
+                    ),
+                    None => println!("{subject} now inherits the session claims of its org"),
+                }
+            }
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// A credential just made, as text; the secret with the warning that it is shown once.
+pub(super) fn print_new_credential(
+    credential: &CredentialView,
+    secret: Option<&crate::principal::ClientSecret>,
+) {
+    match secret {
+        Some(s) => {
+            println!("client_secret: {}", s.expose());
+            println!("credential id: {}", credential.id);
+            println!();
+            println!("The secret is shown only once and stored only as a hash: keep it now.");
+        }
+        None => {
+            println!("auth method:   private_key_jwt");
+            println!("key ids:       {}", credential.kids.join(", "));
+            println!("credential id: {}", credential.id);
+        }
+    }
 }

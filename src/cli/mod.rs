@@ -12,13 +12,19 @@ mod admin;
 mod agent;
 mod audit;
 mod aws;
+mod backend;
 mod completion;
 mod config_check;
+mod credential;
+mod input;
 mod keys;
 mod migrate;
 mod org;
+mod remote;
 mod serve;
 mod token;
+
+pub use input::InvalidInput;
 
 use std::io::IsTerminal;
 
@@ -127,12 +133,12 @@ pub enum Command {
     /// Apply database migrations and exit
     #[command(after_help = migrate::EXAMPLES)]
     Migrate(migrate::MigrateArgs),
-    /// Manage orgs
-    #[command(subcommand)]
-    Org(org::OrgCommand),
-    /// Manage agents of an org
-    #[command(subcommand)]
-    Agent(agent::AgentCommand),
+    /// Manage orgs (here, or on a running issuer with --addr)
+    Org(org::OrgArgs),
+    /// Manage agents of an org (here, or on a running issuer with --addr)
+    Agent(agent::AgentArgs),
+    /// Add, list and revoke the credentials of an org or agent
+    Credential(credential::CredentialArgs),
     /// Tokens: mint from the store, or fetch from a running issuer (workloads)
     ///
     /// `token mint` signs a token with the store's keys, for operators and
@@ -197,6 +203,7 @@ async fn run_configured(settings: Settings, command: Command) -> anyhow::Result<
         Command::Migrate(args) => migrate::run(settings, args).await,
         Command::Org(cmd) => org::run(settings, cmd).await,
         Command::Agent(cmd) => agent::run(settings, cmd).await,
+        Command::Credential(cmd) => credential::run(settings, cmd).await,
         Command::Token(cmd) => token::run(settings, cmd).await,
         Command::Keys(cmd) => keys::run(settings, cmd).await,
         Command::Aws(cmd) => aws::run(settings, cmd).await,
@@ -300,10 +307,7 @@ impl ClaimsArgs {
             transitive: self.transitive.clone(),
             source_identity: self.source_identity,
         };
-        claims.validate().map_err(anyhow::Error::msg)?;
-        if claims.source_identity {
-            SessionClaims::source_identity_of(subject).map_err(anyhow::Error::msg)?;
-        }
+        claims.validate_for(subject).map_err(anyhow::Error::msg)?;
         Ok(claims)
     }
 }

@@ -8,6 +8,7 @@
 pub mod jwk;
 pub mod kek;
 pub mod keyring;
+pub mod pem;
 pub mod rotation;
 pub mod signer;
 

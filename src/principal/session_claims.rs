@@ -98,6 +98,16 @@ impl SessionClaims {
         Ok(())
     }
 
+    /// [`SessionClaims::validate`], and for a source identity, that `subject`'s
+    /// fits AWS's limits: the one check before a setting is stored.
+    pub fn validate_for(&self, subject: &Subject) -> Result<(), String> {
+        self.validate()?;
+        if self.source_identity {
+            Self::source_identity_of(subject)?;
+        }
+        Ok(())
+    }
+
     /// The source identity of a subject: `<agent>@<org>` or `<org>`; AWS wants
     /// 2-64 characters.
     pub fn source_identity_of(subject: &Subject) -> Result<String, String> {

@@ -20,7 +20,7 @@ use crate::audit::{AuditRecord, Issued};
 use crate::ids::{AgentId, OrgId, Subject};
 use crate::keys::StoredKey;
 use crate::principal::session_claims::SessionClaims;
-use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
+use crate::principal::{Credential, CredentialKind, OrgPolicy, PolicyChange, Principal};
 
 /// A change to the key set: given the keys as they are under the lock, the keys
 /// as they should be. An `Err` abandons the update.
@@ -90,6 +90,10 @@ pub trait PrincipalStore: Send + Sync {
 
     /// One org.
     async fn org(&self, org: &OrgId) -> Result<Option<OrgInfo>, StoreError>;
+
+    /// Applies a change to an org's policy; returns the org as it is now
+    /// (`NotFound` when there is no such org).
+    async fn update_org(&self, org: &OrgId, change: &PolicyChange) -> Result<OrgInfo, StoreError>;
 
     /// The agents of an org in id order; `None` when the org does not exist.
     async fn list_agents(&self, org: &OrgId) -> Result<Option<Vec<AgentInfo>>, StoreError>;
@@ -171,6 +175,8 @@ pub struct AdminToken {
     pub created_at: i64,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<i64>,
 }
 
 /// Admin API tokens.
@@ -183,8 +189,13 @@ pub trait AdminTokens: Send + Sync {
         hash: &[u8; 32],
     ) -> Result<(), StoreError>;
 
-    /// The active token with this hash.
-    async fn admin_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError>;
+    /// The token with this hash if it is active at `now`: neither revoked nor
+    /// expired.
+    async fn admin_token_by_hash(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<AdminToken>, StoreError>;
 
     /// Every token, revoked ones included, oldest first.
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;

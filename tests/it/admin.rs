@@ -603,6 +603,208 @@ async fn a_corrupt_row_is_an_internal_error_that_tells_nothing(backend: Backend)
     }
 }
 
+async fn org_policies_are_updated_and_reach_the_token_endpoint_at_once(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    let (_, v) = a
+        .post(
+            "/orgs",
+            json!({"id": "acme", "audiences": ["sts.amazonaws.com", "api.example"]}),
+        )
+        .await;
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    let mint = |aud: &'static str| {
+        let (app, secret) = (&a.app, secret.clone());
+        async move {
+            let r = app
+                .token_basic("org/acme", &secret, &format!("&audience={aud}"))
+                .await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(mint("api.example").await.0, 200, "cached with the audience");
+    let (status, v) = a
+        .send(
+            "PATCH",
+            "/orgs/acme",
+            Some(json!({"audiences": ["sts.amazonaws.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["audiences"], json!(["sts.amazonaws.com"]));
+    assert_eq!(v["max_ttl_seconds"], 900, "the rest is kept");
+    // This replica follows at once: not one more token for the removed audience.
+    let (status, v) = mint("api.example").await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_target")));
+    assert_eq!(mint("sts.amazonaws.com").await.0, 200);
+    // The longest lifetime, too.
+    let (status, v) = a
+        .send("PATCH", "/orgs/acme", Some(json!({"max_ttl_seconds": 60})))
+        .await;
+    assert_eq!((status, v["max_ttl_seconds"].as_u64()), (200, Some(60)));
+    let (_, t) = mint("sts.amazonaws.com").await;
+    let c = claims(t["access_token"].as_str().unwrap());
+    assert!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap() <= 60,
+        "{c}"
+    );
+    assert_eq!(a.get("/orgs/acme").await.1["max_ttl_seconds"], 60);
+
+    for bad in [
+        json!({}),
+        json!({"audiences": []}),
+        json!({"audiences": ["a", "a"]}),
+        json!({"audiences": ["a b"]}),
+        json!({"max_ttl_seconds": 0}),
+        json!({"max_ttl_seconds": 3601}),
+        json!({"max_ttl_seconds": null}),
+        json!({"audiences": null, "max_ttl_seconds": 60}),
+        json!({"id": "acme"}),
+        json!({"session_claims": {}}),
+    ] {
+        let (status, v) = a.send("PATCH", "/orgs/acme", Some(bad.clone())).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    let (_, v) = a.send("PATCH", "/orgs/acme", Some(json!({}))).await;
+    assert!(v["message"].as_str().unwrap().contains("nothing to change"));
+    let (_, v) = a
+        .send("PATCH", "/orgs/acme", Some(json!({"max_ttl_seconds": 0})))
+        .await;
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_ttl_seconds:"),
+        "{v}"
+    );
+    let patch = Some(json!({"max_ttl_seconds": 60}));
+    assert_eq!(a.send("PATCH", "/orgs/nobody", patch.clone()).await.0, 404);
+    assert_eq!(a.send("PATCH", "/orgs/NOPE", patch).await.0, 404);
+}
+
+async fn session_claims_are_set_and_cleared_for_orgs_and_agents(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    a.post("/orgs", json!({"id": "acme"})).await;
+    let (_, v) = a.post("/orgs/acme/agents", json!({"id": "ci"})).await;
+    let secret = v["client_secret"].as_str().unwrap().to_owned();
+    let tags = || async {
+        claims(&a.app.token_ok("org/acme/agent/ci", &secret).await)
+            .get(nomos_issuer::aws::session::TAGS_CLAIM)
+            .cloned()
+    };
+    assert_eq!(tags().await, None, "off by default (and now cached)");
+    let (status, v) = a
+        .send(
+            "PUT",
+            "/orgs/acme/session-claims",
+            Some(json!({"tags": true, "extra_tags": {"team": "blue"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["extra_tags"], json!({"team": "blue"}));
+    // The agent inherits its org's setting, from the next token on.
+    let t = tags().await.expect("session tags");
+    assert_eq!(t["principal_tags"]["team"], json!(["blue"]));
+    // Its own setting wins; DELETE makes it inherit again.
+    let (status, _) = a
+        .send(
+            "PUT",
+            "/orgs/acme/agents/ci/session-claims",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tags().await, None);
+    let (status, _) = a
+        .send("DELETE", "/orgs/acme/agents/ci/session-claims", None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(tags().await.is_some());
+    // DELETE on the org turns them off.
+    let (status, _) = a.send("DELETE", "/orgs/acme/session-claims", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(tags().await, None);
+
+    for bad in [
+        json!({"extra_tags": {"team": "blue"}}),
+        json!({"tags": true, "extra_tags": {"aws:x": "y"}}),
+        json!({"tags": true, "transitive": ["nope"]}),
+        json!({"tags": "yes"}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, v) = a
+            .send("PUT", "/orgs/acme/session-claims", Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
+    }
+    // A source identity must fit AWS's 2-64 characters.
+    let long = "a".repeat(63);
+    a.post("/orgs", json!({ "id": long })).await;
+    let (status, v) = a
+        .send(
+            "PUT",
+            &format!("/orgs/{long}/session-claims"),
+            Some(json!({"source_identity": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    a.post(&format!("/orgs/{long}/agents"), json!({ "id": "ci" }))
+        .await;
+    let (status, v) = a
+        .send(
+            "PUT",
+            &format!("/orgs/{long}/agents/ci/session-claims"),
+            Some(json!({"source_identity": true})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("2-64"), "{v}");
+    for path in [
+        "/orgs/nobody/session-claims",
+        "/orgs/acme/agents/nobody/session-claims",
+    ] {
+        assert_eq!(a.send("PUT", path, Some(json!({}))).await.0, 404, "{path}");
+        assert_eq!(a.send("DELETE", path, None).await.0, 404, "{path}");
+    }
+}
+
+async fn expired_admin_tokens_are_refused(backend: Backend) {
+    let a = Admin::spawn(backend).await;
+    let secret = nomos_issuer::principal::ClientSecret::with_prefix("nomos_at_");
+    let now = nomos_issuer::app::now();
+    let t = nomos_issuer::store::AdminToken {
+        id: "adm_short".into(),
+        name: "short-lived".into(),
+        created_at: now - 10,
+        revoked_at: None,
+        expires_at: Some(now - 1),
+    };
+    a.app
+        .store()
+        .create_admin_token(&t, &secret.hash())
+        .await
+        .unwrap();
+    let r = a
+        .app
+        .http
+        .get(a.url("/orgs"))
+        .bearer_auth(secret.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "unauthorized");
+}
+
 /// `GET /audit/decisions`: the refusals of the token endpoint, filtered and
 /// paged like `/audit`, written moments after the answers.
 async fn decisions_are_queried_by_org_client_and_time(backend: Backend) {
@@ -705,6 +907,10 @@ async fn decisions_are_queried_by_org_client_and_time(backend: Backend) {
 }
 
 both_backends!(
+    decisions_are_queried_by_org_client_and_time,
+    org_policies_are_updated_and_reach_the_token_endpoint_at_once,
+    session_claims_are_set_and_cleared_for_orgs_and_agents,
+    expired_admin_tokens_are_refused,
     bearer_tokens_guard_everything_but_the_document,
     orgs_and_agents_are_created_listed_and_used,
     secrets_rotate_without_downtime,
@@ -712,7 +918,6 @@ both_backends!(
     audit_is_queried_by_org_agent_time_and_jti,
     bad_requests_get_json_errors,
     a_corrupt_row_is_an_internal_error_that_tells_nothing,
-    decisions_are_queried_by_org_client_and_time,
 );
 
 /// Concurrent additions cannot pass the limit of two active secrets.

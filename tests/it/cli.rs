@@ -85,26 +85,76 @@ async fn embedded_default_from_an_empty_directory() {
 #[tokio::test]
 async fn bad_ids_unknown_orgs_and_duplicates_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    // Invalid input exits 2, and is refused before the store is opened.
     for bad in ["Acme", "a_b", "a-", "a/b", "acme*", "", "é"] {
         let o = run(dir.path(), &["org", "create", bad], &[]);
-        assert_eq!(o.status.code(), Some(1), "{bad}");
+        assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(stderr(&o).contains("invalid org id"), "{}", stderr(&o));
     }
+    for (args, words) in [
+        (
+            &["org", "create", "x", "--max-ttl", "3601"][..],
+            "--max-ttl",
+        ),
+        (&["org", "create", "x", "--max-ttl", "0"], "1-3600 seconds"),
+        (
+            &["org", "create", "x", "--audience", "a", "--audience", "a"],
+            "given twice",
+        ),
+        (
+            &["org", "create", "x", "--audience", "a b"],
+            "invalid audience",
+        ),
+        (&["agent", "create", "acme", "Bad"], "invalid agent id"),
+        (&["agent", "list", "ACME"], "invalid org id"),
+        (
+            &["credential", "add", "acme", "--agent", "B"],
+            "invalid agent id",
+        ),
+        (&["org", "update", "acme"], "nothing to update"),
+        (&["org", "update", "acme", "--max-ttl", "9999"], "--max-ttl"),
+        (
+            &["org", "set-claims", "acme", "--tag", "team=a"],
+            "session tags",
+        ),
+        (
+            &[
+                "org",
+                "set-claims",
+                "acme",
+                "--session-tags",
+                "--tag",
+                "team",
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            &[
+                "agent",
+                "create",
+                "acme",
+                "ci",
+                "--public-key",
+                "missing.pem",
+            ],
+            "missing.pem",
+        ),
+    ] {
+        let o = run(dir.path(), args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(words), "{args:?}: {}", stderr(&o));
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "no store was opened for invalid input"
+    );
     json_out(&run(dir.path(), &["org", "create", "acme", "--json"], &[]));
     let o = run(dir.path(), &["org", "create", "acme"], &[]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     let o = run(dir.path(), &["agent", "create", "nobody", "a"], &[]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
-    let o = run(dir.path(), &["agent", "create", "acme", "Bad"], &[]);
-    assert!(stderr(&o).contains("invalid agent id"), "{}", stderr(&o));
-    let o = run(
-        dir.path(),
-        &["org", "create", "x", "--max-ttl", "3601"],
-        &[],
-    );
-    assert!(!o.status.success());
     let store = embedded_store(dir.path()).await;
     for s in [
         "org/Acme",

@@ -11,6 +11,7 @@ mod api;
 mod aws;
 mod aws_rules;
 mod cli;
+mod cli_admin;
 mod deploy;
 mod first_hour;
 mod hardening;

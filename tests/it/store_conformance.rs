@@ -14,7 +14,7 @@ use nomos_issuer::keys::keyring::{Endpoints, fingerprint};
 use nomos_issuer::keys::rotation::{Policy, Request, Transition, apply};
 use nomos_issuer::keys::{Alg, Kek, KekSet, KeyState, StoredKey, signer};
 use nomos_issuer::principal::{
-    ClientSecret, Credential, CredentialKind, OrgPolicy, Principal, random_id,
+    ClientSecret, Credential, CredentialKind, OrgPolicy, PolicyChange, Principal, random_id,
 };
 use nomos_issuer::store::{
     AdminToken, AgentInfo, AuditQuery, CredentialInfo, DecisionQuery, MAX_ACTIVE_SECRETS, OrgInfo,
@@ -40,6 +40,9 @@ both_backends!(
     purge_removes_exactly_the_older_tokens,
     purge_goes_through_every_batch,
     admin_tokens_are_looked_up_listed_and_revoked,
+    expired_admin_tokens_are_refused_like_revoked_ones,
+    org_policies_are_updated_part_by_part,
+    concurrent_updates_of_different_parts_both_take_effect,
     pool_stats_describe_the_pools,
     the_principal_cache_shares_policies_and_drops_what_changed,
     concurrent_writers_all_succeed,
@@ -114,8 +117,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        6,
-        "init, session claims, principal changes, admin tokens, change log order, decision records"
+        7,
+        "init, session claims, principal changes, admin tokens, change log order, decision records, admin token expiry"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1166,20 +1169,33 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
         name: "deploy pipeline".into(),
         created_at: 100,
         revoked_at: None,
+        expires_at: None,
     };
     let t2 = AdminToken {
         id: "adm_a".into(),
         name: "operator".into(),
         created_at: 200,
         revoked_at: None,
+        expires_at: Some(10_000),
     };
     let (h1, h2) = (hash(), hash());
     s.create_admin_token(&t1, &h1).await.unwrap();
     s.create_admin_token(&t2, &h2).await.unwrap();
-    assert_eq!(s.admin_token_by_hash(&h1).await.unwrap(), Some(t1.clone()));
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
-    assert!(s.admin_token_by_hash(&hash()).await.unwrap().is_none());
-    assert!(s.admin_token_by_hash(&[0; 32]).await.unwrap().is_none());
+    assert_eq!(
+        s.admin_token_by_hash(&h1, 300).await.unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
+    assert!(s.admin_token_by_hash(&hash(), 300).await.unwrap().is_none());
+    assert!(
+        s.admin_token_by_hash(&[0; 32], 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         s.list_admin_tokens().await.unwrap(),
         vec![t1.clone(), t2.clone()]
@@ -1199,12 +1215,18 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
     };
     let r = s.create_admin_token(&dup_hash, &h2).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
     assert_eq!(s.list_admin_tokens().await.unwrap().len(), 2);
 
     s.revoke_admin_token(&t1.id, 400).await.unwrap();
-    assert!(s.admin_token_by_hash(&h1).await.unwrap().is_none());
-    assert_eq!(s.admin_token_by_hash(&h2).await.unwrap(), Some(t2.clone()));
+    assert!(s.admin_token_by_hash(&h1, 300).await.unwrap().is_none());
+    assert_eq!(
+        s.admin_token_by_hash(&h2, 300).await.unwrap(),
+        Some(t2.clone())
+    );
     let revoked = AdminToken {
         revoked_at: Some(400),
         ..t1.clone()
@@ -1222,6 +1244,124 @@ async fn admin_tokens_are_looked_up_listed_and_revoked(backend: Backend) {
         vec![revoked, t2],
         "a failed revocation changes nothing"
     );
+}
+
+async fn expired_admin_tokens_are_refused_like_revoked_ones(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    let t = AdminToken {
+        id: "adm_ci".into(),
+        name: "ci".into(),
+        created_at: 100,
+        revoked_at: None,
+        expires_at: Some(200),
+    };
+    let h = ClientSecret::generate().hash();
+    s.create_admin_token(&t, &h).await.unwrap();
+    assert_eq!(
+        s.admin_token_by_hash(&h, 199).await.unwrap(),
+        Some(t.clone())
+    );
+    for now in [200, 201, 10_000] {
+        assert!(
+            s.admin_token_by_hash(&h, now).await.unwrap().is_none(),
+            "{now}"
+        );
+    }
+    // Still listed, with its expiry; and it can still be revoked.
+    assert_eq!(s.list_admin_tokens().await.unwrap(), vec![t.clone()]);
+    s.revoke_admin_token(&t.id, 300).await.unwrap();
+    assert!(s.admin_token_by_hash(&h, 150).await.unwrap().is_none());
+}
+
+fn change(audiences: Option<&[&str]>, max_ttl: Option<u32>) -> PolicyChange {
+    let audiences = audiences.map(|a| a.iter().map(|a| Audience::parse(a).unwrap()).collect());
+    PolicyChange::new(audiences, max_ttl).unwrap().unwrap()
+}
+
+async fn org_policies_are_updated_part_by_part(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.create_org(
+        &org("acme"),
+        &org_policy("api.example", 600),
+        &secret_cred(),
+        7,
+    )
+    .await
+    .unwrap();
+    s.create_org(&org("beta"), &OrgPolicy::default(), &secret_cred(), 8)
+        .await
+        .unwrap();
+    let head = s.principal_change_head().await.unwrap();
+    let aud = |a: &str| Audience::parse(a).unwrap();
+
+    let info = s
+        .update_org(&org("acme"), &change(Some(&["api.example"]), None))
+        .await
+        .unwrap();
+    assert_eq!(info.policy.audiences, [aud("api.example")]);
+    assert_eq!(
+        (info.policy.max_ttl, info.created_at),
+        (600, 7),
+        "the rest is kept"
+    );
+    let info = s
+        .update_org(&org("acme"), &change(None, Some(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        info.policy,
+        OrgPolicy::new(vec![aud("api.example")], 60).unwrap()
+    );
+    assert_eq!(s.org(&org("acme")).await.unwrap(), Some(info.clone()));
+    let principal = s.principal(&sub("org/acme")).await.unwrap().unwrap();
+    assert_eq!(*principal.policy, info.policy, "tokens see the new policy");
+    let both = change(Some(&["a", "b"]), Some(3600));
+    let info = s.update_org(&org("acme"), &both).await.unwrap();
+    assert_eq!(
+        info.policy,
+        OrgPolicy::new(vec![aud("a"), aud("b")], 3600).unwrap()
+    );
+    assert_eq!(
+        s.org(&org("beta")).await.unwrap().unwrap().policy,
+        OrgPolicy::default(),
+        "other orgs keep theirs"
+    );
+    // Each update is logged for the org (and so for its agents).
+    let (_, changed) = s.principal_changes_since(head).await.unwrap();
+    assert_eq!(changed, ["org/acme"; 3]);
+
+    let r = s.update_org(&org("ghost"), &both).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert!(s.org(&org("ghost")).await.unwrap().is_none());
+    let (_, changed) = s.principal_changes_since(head).await.unwrap();
+    assert_eq!(changed.len(), 3, "a failed update logs nothing");
+}
+
+async fn concurrent_updates_of_different_parts_both_take_effect(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    s.create_org(&org("acme"), &OrgPolicy::default(), &secret_cred(), 1)
+        .await
+        .unwrap();
+    for round in 0..10u32 {
+        let audience = format!("aud-{round}");
+        let (acme, audiences, ttl) = (
+            org("acme"),
+            change(Some(&[audience.as_str()]), None),
+            change(None, Some(100 + round)),
+        );
+        let (a, b) = tokio::join!(s.update_org(&acme, &audiences), s.update_org(&acme, &ttl));
+        a.unwrap();
+        b.unwrap();
+        let policy = s.org(&org("acme")).await.unwrap().unwrap().policy;
+        assert_eq!(
+            (policy.audiences[0].as_str(), policy.max_ttl),
+            (audience.as_str(), 100 + round),
+            "round {round}"
+        );
+    }
 }
 
 async fn pool_stats_describe_the_pools(backend: Backend) {

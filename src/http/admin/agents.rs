@@ -6,24 +6,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::{AdminError, Result};
 use super::extract::{AgentInPath, JsonBody, OrgInPath, public_keys};
-use super::views::{agent_json, created, credential_json};
+use super::views::{AgentList, AgentView, CreatedAgent, CredentialView, created};
 use crate::app::{App, now};
 use crate::ids::{AgentId, Subject};
-use crate::principal::{Credential, CredentialKind};
+use crate::principal::Credential;
 use crate::store::AgentInfo;
 
 pub(super) async fn list_agents(
     State(app): State<Arc<App>>,
     OrgInPath(org): OrgInPath,
-) -> Result<Json<Value>> {
+) -> Result<Json<AgentList>> {
     match app.store.list_agents(&org).await? {
-        Some(agents) => Ok(Json(json!({
-            "agents": agents.iter().map(agent_json).collect::<Vec<_>>()
-        }))),
+        Some(agents) => Ok(Json(AgentList {
+            agents: agents.iter().map(AgentView::from).collect(),
+        })),
         None => Err(AdminError::not_found(format!("org {org} does not exist"))),
     }
 }
@@ -41,16 +41,8 @@ pub(super) async fn create_agent(
     JsonBody(b): JsonBody<NewAgent>,
 ) -> Result<Response> {
     let agent = AgentId::parse(&b.id).map_err(|e| AdminError::bad_request(format!("id: {e}")))?;
-    let (credential, secret) = match &b.public_jwks {
-        Some(v) => (
-            Credential::new(CredentialKind::PublicKeys(public_keys(v)?)),
-            None,
-        ),
-        None => {
-            let (s, c) = Credential::new_secret();
-            (c, Some(s))
-        }
-    };
+    let keys = b.public_jwks.as_ref().map(public_keys).transpose()?;
+    let (credential, secret) = Credential::keys_or_secret(keys);
     let t = now();
     app.store.create_agent(&org, &agent, &credential, t).await?;
     app.tokens
@@ -62,20 +54,20 @@ pub(super) async fn create_agent(
         id: agent.clone(),
         created_at: t,
     };
-    Ok(created(json!({
-        "agent": agent_json(&info),
-        "client_id": Subject::Agent(org, agent).to_string(),
-        "credential": credential_json(&credential, t, None),
-        "client_secret": secret.as_ref().map(|s| s.expose()),
-    })))
+    Ok(created(CreatedAgent {
+        agent: AgentView::from(&info),
+        client_id: Subject::Agent(org, agent).to_string(),
+        credential: CredentialView::new(&credential, t, None),
+        client_secret: secret,
+    }))
 }
 
 pub(super) async fn get_agent(
     State(app): State<Arc<App>>,
     AgentInPath(org, agent): AgentInPath,
-) -> Result<Json<Value>> {
+) -> Result<Json<AgentView>> {
     match app.store.agent(&org, &agent).await? {
-        Some(a) => Ok(Json(agent_json(&a))),
+        Some(a) => Ok(Json(AgentView::from(&a))),
         None => Err(AdminError::not_found(format!(
             "agent {agent} of org {org} does not exist"
         ))),

@@ -8,14 +8,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::{AdminError, Result};
 use super::extract::{JsonBody, PathParams, SubjectInPath, public_keys};
-use super::views::{created, credential_json};
+use super::views::{CreatedCredential, CredentialList, CredentialView, created};
 use crate::app::{App, now};
-use crate::principal::{Credential, CredentialKind};
-use crate::store::{CredentialInfo, StoreError};
+use crate::principal::{Credential, secret_limit_reached};
+use crate::store::StoreError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,14 +28,11 @@ pub(super) struct NewCredential {
 pub(super) async fn list_credentials(
     State(app): State<Arc<App>>,
     SubjectInPath(subject): SubjectInPath,
-) -> Result<Json<Value>> {
+) -> Result<Json<CredentialList>> {
     match app.store.credentials(&subject).await? {
-        Some(list) => Ok(Json(json!({
-            "credentials": list
-                .iter()
-                .map(|c: &CredentialInfo| credential_json(&c.credential, c.created_at, c.revoked_at))
-                .collect::<Vec<_>>()
-        }))),
+        Some(list) => Ok(Json(CredentialList {
+            credentials: list.iter().map(CredentialView::from).collect(),
+        })),
         None => Err(AdminError::not_found(format!("{subject} does not exist"))),
     }
 }
@@ -46,15 +43,9 @@ pub(super) async fn add_credential(
     SubjectInPath(subject): SubjectInPath,
     JsonBody(b): JsonBody<NewCredential>,
 ) -> Result<Response> {
-    let (credential, secret) = match (b.kind.as_str(), &b.public_jwks) {
-        ("secret", None) => {
-            let (s, c) = Credential::new_secret();
-            (c, Some(s))
-        }
-        ("public_key", Some(v)) => (
-            Credential::new(CredentialKind::PublicKeys(public_keys(v)?)),
-            None,
-        ),
+    let keys = match (b.kind.as_str(), &b.public_jwks) {
+        ("secret", None) => None,
+        ("public_key", Some(v)) => Some(public_keys(v)?),
         ("secret", Some(_)) => {
             return Err(AdminError::bad_request(
                 "a secret credential takes no public_jwks",
@@ -71,22 +62,20 @@ pub(super) async fn add_credential(
             )));
         }
     };
+    let (credential, secret) = Credential::keys_or_secret(keys);
     let t = now();
     match app.store.add_credential(&subject, &credential, t).await {
         Err(StoreError::Conflict(_)) => {
-            return Err(AdminError::conflict(format!(
-                "{subject} already has {} active secrets: revoke one first",
-                crate::store::MAX_ACTIVE_SECRETS
-            )));
+            return Err(AdminError::conflict(secret_limit_reached(&subject)));
         }
         r => r?,
     }
     app.tokens.principals.forget(&subject);
     tracing::info!(%subject, credential = %credential.id, "credential added through the admin API");
-    Ok(created(json!({
-        "credential": credential_json(&credential, t, None),
-        "client_secret": secret.as_ref().map(|s| s.expose()),
-    })))
+    Ok(created(CreatedCredential {
+        credential: CredentialView::new(&credential, t, None),
+        client_secret: secret,
+    }))
 }
 
 /// The `{credential}` of `.../credentials/{credential}`.

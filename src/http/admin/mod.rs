@@ -9,12 +9,13 @@
 
 mod agents;
 mod audit;
+mod claims;
 mod credentials;
 mod error;
 mod extract;
 mod keys;
 mod orgs;
-mod views;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -23,17 +24,18 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use error::AdminError;
 
-use crate::app::App;
+use crate::app::{App, now};
 use crate::principal::hash_secret;
 use agents::{create_agent, get_agent, list_agents};
 use audit::{get_audit, query_audit, query_decisions};
+use claims::{clear_session_claims, set_session_claims};
 use credentials::{add_credential, list_credentials, revoke_credential};
 use keys::{list_keys, revoke_key, rotate_keys};
-use orgs::{create_org, get_org, list_orgs};
+use orgs::{create_org, get_org, list_orgs, update_org};
 
 /// The OpenAPI document, served as checked in.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -45,9 +47,17 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let protected = Router::new()
         .route("/orgs", get(list_orgs).post(create_org))
-        .route("/orgs/{org}", get(get_org))
+        .route("/orgs/{org}", get(get_org).patch(update_org))
+        .route(
+            "/orgs/{org}/session-claims",
+            put(set_session_claims).delete(clear_session_claims),
+        )
         .route("/orgs/{org}/agents", get(list_agents).post(create_agent))
         .route("/orgs/{org}/agents/{agent}", get(get_agent))
+        .route(
+            "/orgs/{org}/agents/{agent}/session-claims",
+            put(set_session_claims).delete(clear_session_claims),
+        )
         .route(
             "/orgs/{org}/credentials",
             get(list_credentials).post(add_credential),
@@ -90,7 +100,8 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// Checks `Authorization: Bearer <admin token>` against the stored hashes.
+/// Checks `Authorization: Bearer <admin token>` against the stored hashes; a
+/// revoked or expired token is refused alike.
 async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let token = req
         .headers()
@@ -104,7 +115,11 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
     let Some(token) = token else {
         return AdminError::unauthorized().into_response();
     };
-    match app.store.admin_token_by_hash(&hash_secret(token)).await {
+    match app
+        .store
+        .admin_token_by_hash(&hash_secret(token), now())
+        .await
+    {
         Ok(Some(t)) => {
             tracing::info!(admin_token = %t.id, name = %t.name, "admin request");
             next.run(req).await

@@ -11,7 +11,7 @@ use super::rows::{
 use super::{SqlStore, conflict_or, corrupt};
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::principal::session_claims::SessionClaims;
-use crate::principal::{Credential, CredentialKind, OrgPolicy, Principal};
+use crate::principal::{Credential, CredentialKind, OrgPolicy, PolicyChange, Principal};
 use crate::store::{
     AgentInfo, Backend, CredentialInfo, MAX_ACTIVE_SECRETS, OrgInfo, PrincipalStore, StoreError,
 };
@@ -214,6 +214,34 @@ impl PrincipalStore for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn update_org(&self, org: &OrgId, change: &PolicyChange) -> Result<OrgInfo, StoreError> {
+        let audiences = change.audiences().map(|list| {
+            let list: Vec<&str> = list.iter().map(Audience::as_str).collect();
+            serde_json::to_string(&list).expect("strings serialise")
+        });
+        let mut tx = self.begin_write().await?;
+        // One statement, each part kept unless it changes: two updates of
+        // different parts made at once both take effect.
+        let row = sqlx::query(
+            "UPDATE orgs SET audiences = COALESCE($1, audiences),
+                             max_ttl_seconds = COALESCE($2, max_ttl_seconds)
+             WHERE id = $3
+             RETURNING id, audiences, max_ttl_seconds, created_at",
+        )
+        .bind(audiences)
+        .bind(change.max_ttl().map(i64::from))
+        .bind(org.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("org {org}")));
+        };
+        let info = org_from_row(&row)?;
+        record_change(&mut tx, &Subject::Org(org.clone())).await?;
+        tx.commit().await?;
+        Ok(info)
     }
 
     async fn list_agents(&self, org: &OrgId) -> Result<Option<Vec<AgentInfo>>, StoreError> {

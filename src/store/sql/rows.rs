@@ -175,5 +175,6 @@ pub(super) fn admin_token_from_row(row: &AnyRow) -> Result<AdminToken, StoreErro
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }

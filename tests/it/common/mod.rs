@@ -289,6 +289,7 @@ pub async fn create_admin_token(store: &dyn Store, id: &str) -> String {
         name: "tests".into(),
         created_at: nomos_issuer::app::now(),
         revoked_at: None,
+        expires_at: None,
     };
     store.create_admin_token(&t, &secret.hash()).await.unwrap();
     secret.expose().to_owned()

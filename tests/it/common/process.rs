@@ -18,6 +18,10 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("NOMOS_ISSUER_KEK")
         .env_remove("NOMOS_ISSUER_DATABASE_URL")
+        // The store in `dir`, unless a test names an issuer.
+        .env_remove("NOMOS_ADDR")
+        .env_remove("NOMOS_TOKEN")
+        .env_remove("NOMOS_CA_FILE")
         .envs(env.iter().copied())
         .output()
         .unwrap()
