@@ -107,14 +107,15 @@ fn time_arg(text: &str) -> Result<i64, String> {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default());
     }
-    match humantime::parse_duration(text) {
+    match crate::config::parse_duration(text) {
         Ok(ago) => Ok(now().saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX))),
         Err(_) => Err(TIME_FORMS.to_owned()),
     }
 }
 
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|_| "use a duration like 30d, 12h or 90m".to_owned())
+    crate::config::parse_duration(text)
+        .map_err(|_| "use a duration like 30d, 12h, 90m or 3600 (seconds)".to_owned())
 }
 
 fn limit_arg() -> clap::builder::RangedI64ValueParser<u32> {

@@ -22,12 +22,7 @@ pub(super) fn invalid(message: impl Into<String>) -> anyhow::Error {
 /// A duration for clap: whole seconds (`3600`) or with units (`90m`, `12h`,
 /// `30d`, `1h 30m`).
 pub(super) fn duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let parsed = match text.parse::<u64>() {
-        Ok(seconds) => Ok(Duration::from_secs(seconds)),
-        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
-    };
-    match parsed {
+    match crate::config::parse_duration(text) {
         Ok(d) if d >= Duration::from_secs(1) => Ok(d),
         Ok(_) => Err("it must be at least one second".into()),
         Err(e) => Err(format!(
