@@ -2,9 +2,10 @@
 
 use anyhow::Context;
 
-use crate::app::open_store;
+use crate::app::{now, open_store};
 use crate::config::Settings;
 use crate::server::Server;
+use crate::store::ServedIssuer;
 
 /// Options of `serve`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +67,15 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     let backend = format!("{:?}", settings.backend).to_lowercase();
     let alg = settings.rotation.alg;
     let server = Server::start(settings, args.migrate).await?;
+    let served = ServedIssuer {
+        issuer: server.app.settings.issuer.clone(),
+        dev_tls: args.dev_tls,
+        served_at: now(),
+    };
+    // Local minting (`token mint`) reads it; serving matters more than the record.
+    if let Err(e) = server.app.store.record_served_issuer(&served).await {
+        tracing::warn!(error = %e, "cannot record the served issuer; `token mint` cannot check its iss against it");
+    }
     tracing::info!(
         addr = %server.addr,
         operator_addr = server.operator_addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),

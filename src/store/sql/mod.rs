@@ -6,6 +6,7 @@
 
 mod admin_tokens;
 mod audit;
+mod issuer_record;
 mod keys;
 mod migrate;
 mod principals;
