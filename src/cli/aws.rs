@@ -30,6 +30,9 @@ pub enum AwsCommand {
         /// Output: cli (a ready command line) or json
         #[arg(long, default_value = "cli")]
         format: String,
+        /// Print JSON (the same as --format json)
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Print a role trust policy that admits one agent (or every agent) of an org
     TrustPolicy {
@@ -61,6 +64,9 @@ pub enum AwsCommand {
         /// json or terraform
         #[arg(long, default_value = "json")]
         format: String,
+        /// Print JSON (the default; the same as --format json)
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
         /// AWS partition
         #[arg(long, default_value = "aws")]
         partition: String,
@@ -69,6 +75,9 @@ pub enum AwsCommand {
     Lint {
         /// The trust policy (JSON)
         file: PathBuf,
+        /// Print the findings as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Look at this issuer the way STS would and report what would fail
     Check(crate::aws::doctor::CheckArgs),
@@ -85,6 +94,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             tags,
             source_identity,
             format,
+            json: _,
             partition,
         } => {
             warn_not_https(&settings.issuer);
@@ -108,7 +118,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AwsCommand::Lint { file } => {
+        AwsCommand::Lint { file, json } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let doc: serde_json::Value = serde_json::from_str(&text)
@@ -126,22 +136,48 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                     .map(|(_, c)| c.clone())
             };
             let findings = lint(&doc, &settings.issuer, &lookup);
-            for f in &findings {
-                println!("{f}");
-            }
             let errors = findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
                 .count();
+            let warnings = findings.len() - errors;
+            let mut notes = Vec::new();
             if known.is_none() {
-                eprintln!(
-                    "note: the store is not reachable; session-tag checks against the issuer's configuration were skipped"
+                notes.push(
+                    "the store is not reachable; session-tag checks against the issuer's configuration were skipped",
                 );
             }
-            if errors > 0 {
-                bail!("{errors} error(s), {} warning(s)", findings.len() - errors);
+            if json {
+                super::print_json(&json!({
+                    "file": file,
+                    "issuer": settings.issuer,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "findings": findings.iter().map(|f| json!({
+                        "severity": match f.severity {
+                            Severity::Error => "error",
+                            Severity::Warning => "warning",
+                        },
+                        "statement": f.statement,
+                        "message": f.message,
+                        "fix": f.fix,
+                    })).collect::<Vec<_>>(),
+                    "notes": notes,
+                }));
+            } else {
+                for f in &findings {
+                    println!("{f}");
+                }
+                for n in &notes {
+                    eprintln!("note: {n}");
+                }
             }
-            println!("ok: no errors ({} warning(s))", findings.len());
+            if errors > 0 {
+                bail!("{errors} error(s), {warnings} warning(s)");
+            }
+            if !json {
+                println!("ok: no errors ({warnings} warning(s))");
+            }
             Ok(())
         }
         AwsCommand::Provider {
@@ -149,6 +185,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             thumbprint,
             ca_file,
             format,
+            json,
         } => {
             warn_not_https(&settings.issuer);
             let client_ids: Vec<String> = match org {
@@ -168,7 +205,8 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            match format.as_str() {
+            let format = if json { "json" } else { format.as_str() };
+            match format {
                 "json" => super::print_json(&json!({
                     "Url": settings.issuer,
                     "ClientIDList": client_ids,

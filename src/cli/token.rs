@@ -71,6 +71,10 @@ pub struct HelperArgs {
     /// Extra PEM CA certificates to trust (a private CA)
     #[arg(long, value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Print JSON (the token file, its lifetime, the role and session name)
+    /// instead of `export` lines
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
@@ -192,6 +196,27 @@ impl Helper {
         })?;
         Ok(fetched.expires_in)
     }
+
+    /// The result for the workload: `export` lines, or JSON.
+    fn print_result(&self, expires_in: u64) {
+        let path = std::path::absolute(&self.args.out).unwrap_or_else(|_| self.args.out.clone());
+        let session = role_session_name(&self.args.client_id);
+        if self.args.json {
+            super::print_json(&json!({
+                "token_file": path,
+                "expires_in": expires_in,
+                "role_arn": self.args.role_arn,
+                "role_session_name": session,
+            }));
+            return;
+        }
+        println!("export AWS_WEB_IDENTITY_TOKEN_FILE={}", path.display());
+        match &self.args.role_arn {
+            Some(arn) => println!("export AWS_ROLE_ARN={arn}"),
+            None => println!("# export AWS_ROLE_ARN=arn:aws:iam::<account>:role/<role>"),
+        }
+        println!("export AWS_ROLE_SESSION_NAME={session}");
+    }
 }
 
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
@@ -212,25 +237,13 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
         args,
         credential,
     };
-    let print_env = |h: &Helper| {
-        let path = std::path::absolute(&h.args.out).unwrap_or_else(|_| h.args.out.clone());
-        println!("export AWS_WEB_IDENTITY_TOKEN_FILE={}", path.display());
-        match &h.args.role_arn {
-            Some(arn) => println!("export AWS_ROLE_ARN={arn}"),
-            None => println!("# export AWS_ROLE_ARN=arn:aws:iam::<account>:role/<role>"),
-        }
-        println!(
-            "export AWS_ROLE_SESSION_NAME={}",
-            role_session_name(&h.args.client_id)
-        );
-    };
     if !watch {
         let expires_in = h.refresh().await?;
         eprintln!(
             "wrote a token valid for {expires_in} s to {}",
             h.args.out.display()
         );
-        print_env(&h);
+        h.print_result(expires_in);
         return Ok(());
     }
     let mut printed = false;
@@ -243,7 +256,7 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
                 attempt = 0;
                 tracing::info!(expires_in, file = %h.args.out.display(), "token refreshed");
                 if !printed {
-                    print_env(&h);
+                    h.print_result(expires_in);
                     printed = true;
                 }
                 refresh_after(expires_in)

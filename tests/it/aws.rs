@@ -582,6 +582,7 @@ fn check_args(dir: &Path, pki: &Pki) -> CheckArgs {
         audience: "sts.amazonaws.com".into(),
         policy: None,
         ca_file: Some(ca),
+        json: false,
     }
 }
 
@@ -1228,4 +1229,79 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Every AWS and workload command that prints a result prints JSON with --json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_and_workload_commands_print_json() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    create_org(app.store().as_ref(), "acme").await;
+    let secret = create_agent(app.store().as_ref(), "acme", "deployer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), &secret).unwrap();
+    let issuer = app.issuer();
+    let env = [("NOMOS_ISSUER_DATABASE_URL", app.db.url.as_str())];
+    let cli = |args: &[&str]| {
+        let o = run(
+            d,
+            &[&["--issuer", issuer.as_str()][..], args].concat(),
+            &env,
+        );
+        let v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stderr(&o)));
+        (o.status.code(), v)
+    };
+    let client = [
+        "--client-id",
+        "org/acme/agent/deployer",
+        "--client-secret-file",
+        "secret",
+    ];
+    let (code, v) = cli(&[&["token", "fetch", "--out", "tok", "--json"][..], &client].concat());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["token_file"], d.join("tok").to_str().unwrap());
+    assert_eq!(v["role_session_name"], "org.acme.agent.deployer");
+    assert!(v["expires_in"].as_u64().unwrap() > 0);
+    let (code, v) = cli(&[&["aws", "check", "--json"][..], &client].concat());
+    assert_eq!(code, Some(1), "an http issuer fails the URL rule: {v}");
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["issuer"], issuer.as_str());
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "token minted"
+                && c["result"] == "pass"
+                && c["sts_error"].is_null()),
+        "{v:#}"
+    );
+    let (code, v) = cli(&["aws", "provider", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["Url"], issuer.as_str());
+    let (code, policy) = cli(&[
+        "aws",
+        "trust-policy",
+        "--account",
+        ACCOUNT,
+        "--org",
+        "acme",
+        "--agent",
+        "deployer",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    std::fs::write(d.join("trust.json"), policy.to_string()).unwrap();
+    let (code, v) = cli(&["aws", "lint", "--json", "trust.json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["findings"], json!([]));
+    let mut loose = policy.clone();
+    loose["Statement"][0]["Condition"] = json!({});
+    std::fs::write(d.join("loose.json"), loose.to_string()).unwrap();
+    let (code, v) = cli(&["aws", "lint", "--json", "loose.json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["errors"], 2, "{v:#}");
+    assert_eq!(v["findings"][0]["severity"], "error");
 }

@@ -52,6 +52,9 @@ pub struct CheckArgs {
     /// Extra PEM CA certificates to trust (a private CA)
     #[arg(long, value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Print the checks as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
@@ -138,10 +141,17 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// `aws check`: prints the table; fails when a check fails.
+/// `aws check`: prints the table (or JSON); fails when a check fails.
 pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
     let report = check(&settings.issuer, &args).await?;
-    print!("{}", report.table());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json(&settings.issuer))?
+        );
+    } else {
+        print!("{}", report.table());
+    }
     if report.failed() {
         bail!(
             "{} check(s) failed: {}",
@@ -149,6 +159,8 @@ pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
             report.failures().join(", ")
         );
     }
-    println!("all checks passed");
+    if !args.json {
+        println!("all checks passed");
+    }
     Ok(())
 }

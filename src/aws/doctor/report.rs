@@ -14,6 +14,18 @@ pub enum Outcome {
     Skip,
 }
 
+impl Outcome {
+    /// As the table and JSON show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
 /// One row of the report.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -89,12 +101,7 @@ impl Report {
             "CHECK", "RESULT", "DETAIL"
         );
         for r in &self.rows {
-            let res = match r.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Warn => "warn",
-                Outcome::Fail => "FAIL",
-                Outcome::Skip => "skip",
-            };
+            let res = r.outcome.as_str();
             let sts = if r.outcome == Outcome::Pass {
                 "-"
             } else {
@@ -106,6 +113,20 @@ impl Report {
             ));
         }
         out
+    }
+
+    /// The report as JSON, for `aws check --json`.
+    pub fn to_json(&self, issuer: &str) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": issuer,
+            "passed": !self.failed(),
+            "checks": self.rows.iter().map(|r| serde_json::json!({
+                "check": r.check,
+                "result": r.outcome.as_str(),
+                "detail": r.detail,
+                "sts_error": (r.outcome != Outcome::Pass).then_some(r.sts_error),
+            })).collect::<Vec<_>>(),
+        })
     }
 
     pub(super) fn pass(&mut self, check: &str, detail: impl Into<String>) {
