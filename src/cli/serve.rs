@@ -1,11 +1,12 @@
-//! `serve` and `migrate`.
+//! `serve` and `migrate`, and the issuer other commands take from them: what
+//! `serve` recorded in the store, or what it would serve under.
 
 use anyhow::Context;
 
 use crate::app::{now, open_store};
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::server::Server;
-use crate::store::ServedIssuer;
+use crate::store::{ServedIssuer, Store};
 
 /// Options of `serve`.
 #[derive(Debug, clap::Args)]
@@ -91,6 +92,89 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     server.stop().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where an issuer a command uses came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum IssuerSource {
+    /// `--issuer`, `NOMOS_ISSUER_ISSUER` or the file.
+    Configured,
+    /// The store's record of what `serve` last served under.
+    Recorded,
+    /// Neither: `http(s)://<listen>`, as `serve` would default to.
+    Listen,
+}
+
+/// The issuer a command uses, where it came from, and the store's record.
+#[derive(Debug, Clone)]
+pub(super) struct Issuer {
+    /// The URL.
+    pub url: String,
+    /// Where it came from.
+    pub source: IssuerSource,
+    /// What `serve` last served under, when the store was read and has a record.
+    pub recorded: Option<ServedIssuer>,
+}
+
+impl Issuer {
+    /// The issuer of a command that reads the store (`token mint`, `aws
+    /// provider`, `aws trust-policy`): the configured one; else the one `serve`
+    /// last served under, so that `serve --dev-tls` (https) and a `serve` on
+    /// another port are followed; else `serve`'s own default.
+    pub(super) async fn of_store(
+        settings: &Settings,
+        store: Option<&dyn Store>,
+    ) -> anyhow::Result<Issuer> {
+        let recorded = match store {
+            Some(store) => store
+                .served_issuer()
+                .await
+                .context("cannot read the issuer `serve` last served under")?,
+            None => None,
+        };
+        let (url, source) = match &recorded {
+            _ if !settings.issuer_follows_listen => {
+                (settings.issuer.clone(), IssuerSource::Configured)
+            }
+            Some(r) => (r.issuer.clone(), IssuerSource::Recorded),
+            None => (settings.issuer.clone(), IssuerSource::Listen),
+        };
+        Ok(Issuer {
+            url,
+            source,
+            recorded,
+        })
+    }
+
+    /// The configured issuer when it is not the one the store was last served
+    /// under: the message names both.
+    pub(super) fn disagreement(&self) -> Option<String> {
+        let r = self.recorded.as_ref()?;
+        (self.source == IssuerSource::Configured && r.issuer != self.url).then(|| {
+            format!(
+                "this store was last served under the issuer {}{}, but this command is configured with {}",
+                r.issuer,
+                if r.dev_tls { " (serve --dev-tls)" } else { "" },
+                self.url
+            )
+        })
+    }
+
+    /// Refuses to mint when [`Issuer::disagreement`] finds one: a token would
+    /// carry an `iss` the running issuer's discovery contradicts.
+    pub(super) fn check_for_minting(&self) -> Result<(), ConfigError> {
+        match self.disagreement() {
+            None => Ok(()),
+            Some(why) => Err(ConfigError::new(
+                "issuer",
+                format!(
+                    "{why}: its tokens would carry an iss that the issuer's discovery contradicts. \
+                     Give the --issuer that serve uses, or start serve with {} first",
+                    self.url
+                ),
+            )),
+        }
+    }
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -1,4 +1,6 @@
-//! `token mint`: local minting for operators and tests, audited like any token.
+//! `token mint`: local minting for operators and tests, audited like any
+//! token, under the issuer `serve` serves. `token fetch|watch`: the workload
+//! helper, a client of a running issuer.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 
+use super::serve::Issuer;
 use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
@@ -77,7 +80,7 @@ pub struct HelperArgs {
     pub json: bool,
 }
 
-pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
     let (org, agent, audience, ttl, json) = match cmd {
         TokenCommand::Fetch(args) => return helper(&settings, args, false).await,
         TokenCommand::Watch(args) => return helper(&settings, args, true).await,
@@ -99,6 +102,9 @@ pub async fn run(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
         None => Audience::sts(),
     };
     let store = open_store(&settings, false).await?;
+    let issuer = Issuer::of_store(&settings, Some(store.as_ref())).await?;
+    issuer.check_for_minting()?;
+    settings.issuer = issuer.url;
     let Some(principal) = store.principal(&subject).await? else {
         bail!("{subject} does not exist");
     };

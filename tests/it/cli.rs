@@ -435,3 +435,52 @@ async fn sigterm_under_load_loses_no_audit_row() {
         );
     }
 }
+
+/// `token mint` mints under the issuer serve last served the store under,
+/// and refuses, naming both, when it is configured with another one.
+#[tokio::test]
+async fn token_mint_uses_the_served_issuer_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let serve = Serve::start(d, &[], &[]).unwrap();
+    let base = serve.base.clone();
+    let (status, log) = serve.terminate();
+    assert!(status.success(), "{log}");
+    // Port 0 was served: the default http://127.0.0.1:8080 would be wrong.
+    let o = run(d, &["token", "mint", "acme", "--json"], &[]);
+    let minted = json_out(&o);
+    assert_eq!(
+        claims(minted["access_token"].as_str().unwrap())["iss"],
+        base.as_str()
+    );
+    let o = run(
+        d,
+        &[
+            "--issuer",
+            "https://id.example.com",
+            "token",
+            "mint",
+            "acme",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "this store was last served under the issuer {base}"
+        )) && err.contains("configured with https://id.example.com")
+            && err.contains("Give the --issuer that serve uses"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = run(d, &["--issuer", &base, "token", "mint", "acme"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = embedded_store(d).await;
+    assert_eq!(
+        store.count_tokens().await.unwrap(),
+        2,
+        "the refusal minted nothing"
+    );
+}
