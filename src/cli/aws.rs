@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::json;
 
+use super::serve::{Issuer, ca_file_or_dev_ca, dev_ca};
 use crate::app::open_store;
 use crate::aws::lint::{Severity, lint};
 use crate::aws::policy::{Binding, Provider, terraform};
 use crate::aws::session::SessionClaims;
 use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
+use crate::store::Store;
 
 /// `aws` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -97,8 +99,13 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             json: _,
             partition,
         } => {
-            warn_not_https(&settings.issuer);
-            let provider = Provider::new(&settings.issuer, &account, &partition)?;
+            // Without --issuer, the store says which issuer serve serves.
+            let store = match settings.issuer_follows_listen {
+                true => open_store(&settings, false).await.ok(),
+                false => None,
+            };
+            let issuer = store_issuer(&settings, store.as_deref()).await?;
+            let provider = Provider::new(&issuer, &account, &partition)?;
             let binding = Binding {
                 org: OrgId::parse(&org)?,
                 agent: agent.as_deref().map(AgentId::parse).transpose()?,
@@ -187,35 +194,45 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             format,
             json,
         } => {
-            warn_not_https(&settings.issuer);
-            let client_ids: Vec<String> = match org {
-                Some(o) => {
-                    let org = OrgId::parse(&o)?;
-                    let store = open_store(&settings, false).await?;
+            let org = org.as_deref().map(OrgId::parse).transpose()?;
+            let store = match (&org, open_store(&settings, false).await) {
+                (_, Ok(s)) => Some(s),
+                (Some(_), Err(e)) => return Err(e),
+                // Without --org the store only says which issuer serve serves.
+                (None, Err(e)) => {
+                    eprintln!(
+                        "warning: the store is not reachable, so the issuer serve serves is not known ({e:#})"
+                    );
+                    None
+                }
+            };
+            let issuer = store_issuer(&settings, store.as_deref()).await?;
+            let client_ids: Vec<String> = match (&org, &store) {
+                (Some(org), Some(store)) => {
                     let p = store
                         .principal(&Subject::Org(org.clone()))
                         .await?
                         .with_context(|| format!("org {org} does not exist"))?;
                     p.policy.audiences.iter().map(|a| a.to_string()).collect()
                 }
-                None => vec![Audience::sts().to_string()],
+                _ => vec![Audience::sts().to_string()],
             };
             let thumbprints = if thumbprint {
-                crate::aws::doctor::thumbprints(&settings.issuer, ca_file.as_deref()).await?
+                let ca = ca_file_or_dev_ca(ca_file.as_deref());
+                crate::aws::doctor::thumbprints(&issuer, ca.as_deref()).await?
             } else {
                 Vec::new()
             };
             let format = if json { "json" } else { format.as_str() };
             match format {
                 "json" => super::print_json(&json!({
-                    "Url": settings.issuer,
+                    "Url": issuer,
                     "ClientIDList": client_ids,
                     "ThumbprintList": thumbprints,
                 })),
                 "cli" => {
                     let mut cmd = format!(
-                        "aws iam create-open-id-connect-provider \\\n  --url {} \\\n  --client-id-list {}",
-                        settings.issuer,
+                        "aws iam create-open-id-connect-provider \\\n  --url {issuer} \\\n  --client-id-list {}",
                         client_ids.join(" ")
                     );
                     if !thumbprints.is_empty() {
@@ -230,16 +247,44 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AwsCommand::Check(args) => crate::aws::doctor::run(&settings, args).await,
+        AwsCommand::Check(mut args) => {
+            let issuer = Issuer::of_network(&settings);
+            if let Some(note) = issuer.note() {
+                eprintln!("{note}");
+            }
+            if args.ca_file.is_none() {
+                if let Some(ca) = dev_ca() {
+                    eprintln!(
+                        "note: trusting {} (serve --dev-tls); STS trusts only public CAs",
+                        ca.display()
+                    );
+                    args.ca_file = Some(ca);
+                }
+            }
+            crate::aws::doctor::run(&issuer.url, args).await
+        }
     }
 }
 
-fn warn_not_https(issuer: &str) {
-    if !issuer.starts_with("https://") {
+/// The issuer `aws provider` and `aws trust-policy` write for: the configured
+/// one, else the one serve last served under, else serve's default. Says so
+/// on stderr when it was not configured, or when the store was last served
+/// under another issuer.
+async fn store_issuer(settings: &Settings, store: Option<&dyn Store>) -> anyhow::Result<String> {
+    let issuer = Issuer::of_store(settings, store).await?;
+    if let Some(note) = issuer.note() {
+        eprintln!("{note}");
+    }
+    if let Some(d) = issuer.disagreement() {
+        eprintln!("warning: {d}; this output is for {}", issuer.url);
+    }
+    if !issuer.url.starts_with("https://") {
         eprintln!(
-            "warning: the issuer {issuer} is not https; AWS accepts only https provider URLs (set --issuer)"
+            "warning: the issuer {} is not https; AWS accepts only https provider URLs (set --issuer)",
+            issuer.url
         );
     }
+    Ok(issuer.url)
 }
 
 /// Every subject's session claims, when the store is reachable.

@@ -1,6 +1,8 @@
 //! `serve` and `migrate`, and the issuer other commands take from them: what
 //! `serve` recorded in the store, or what it would serve under.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Context;
 
 use crate::app::{now, open_store};
@@ -94,6 +96,12 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The development CA of `serve --dev-tls`, when it is in `keys/` here.
+pub(super) fn dev_ca() -> Option<PathBuf> {
+    let ca = Path::new(DEV_TLS_DIR).join("dev-ca.pem");
+    ca.is_file().then_some(ca)
+}
+
 /// Where an issuer a command uses came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum IssuerSource {
@@ -103,6 +111,8 @@ pub(super) enum IssuerSource {
     Recorded,
     /// Neither: `http(s)://<listen>`, as `serve` would default to.
     Listen,
+    /// Neither, but `serve --dev-tls` left its CA here: `https://<listen>`.
+    DevTls,
 }
 
 /// The issuer a command uses, where it came from, and the store's record.
@@ -175,6 +185,49 @@ impl Issuer {
             )),
         }
     }
+
+    /// The issuer of a network client (`token fetch|watch`, `aws check`), which
+    /// does not open the store: the configured one; else `http://<listen>`, or
+    /// https when `serve --dev-tls` left its CA here.
+    pub(super) fn of_network(settings: &Settings) -> Issuer {
+        let (url, source) = if !settings.issuer_follows_listen {
+            (settings.issuer.clone(), IssuerSource::Configured)
+        } else if settings.issuer.starts_with("http://") && dev_ca().is_some() {
+            (format!("https://{}", settings.listen), IssuerSource::DevTls)
+        } else {
+            (settings.issuer.clone(), IssuerSource::Listen)
+        };
+        Issuer {
+            url,
+            source,
+            recorded: None,
+        }
+    }
+
+    /// A note for stderr when the issuer was not configured, so that a guess
+    /// is never silent.
+    pub(super) fn note(&self) -> Option<String> {
+        let why = match self.source {
+            IssuerSource::Configured => return None,
+            IssuerSource::Recorded => "the issuer serve last served this store under".to_owned(),
+            IssuerSource::DevTls => format!(
+                "https because serve --dev-tls made {} here",
+                Path::new(DEV_TLS_DIR).join("dev-ca.pem").display()
+            ),
+            IssuerSource::Listen => "the listen address".to_owned(),
+        };
+        Some(format!(
+            "note: no --issuer given: using {} ({why})",
+            self.url
+        ))
+    }
+}
+
+/// The CA file a network client trusts: `--ca-file`, else the development CA
+/// of `serve --dev-tls` when it is here. The development CA is name-constrained
+/// to loopback and the hosts it was made for, so trusting it is safe.
+pub(super) fn ca_file_or_dev_ca(ca_file: Option<&Path>) -> Option<PathBuf> {
+    ca_file.map(Path::to_path_buf).or_else(dev_ca)
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::serve::Issuer;
+use super::serve::{Issuer, ca_file_or_dev_ca};
 use crate::app::{now, open_store, start_keys};
 use crate::config::Settings;
 use crate::ids::{AgentId, Audience, OrgId, Subject};
@@ -71,7 +71,8 @@ pub struct HelperArgs {
     /// The role to assume, printed as AWS_ROLE_ARN
     #[arg(long)]
     pub role_arn: Option<String>,
-    /// Extra PEM CA certificates to trust (a private CA)
+    /// Extra PEM CA certificates to trust (a private CA) [default: keys/dev-ca.pem
+    /// when `serve --dev-tls` made it here]
     #[arg(long, value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
     /// Print JSON (the token file, its lifetime, the role and session name)
@@ -226,7 +227,12 @@ impl Helper {
 }
 
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
-    let issuer = check_issuer_url(&settings.issuer)?;
+    let issuer = Issuer::of_network(settings);
+    if let Some(note) = issuer.note() {
+        eprintln!("{note}");
+    }
+    let issuer = issuer.url;
+    let issuer_url = check_issuer_url(&issuer)?;
     let credential = ClientCredential::load(
         args.client_secret_file.as_deref(),
         args.private_key_file.as_deref(),
@@ -234,12 +240,12 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
     let http = trust_ca_file(
         reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
-            .redirect(same_origin_redirects(&issuer)),
-        args.ca_file.as_deref(),
+            .redirect(same_origin_redirects(&issuer_url)),
+        ca_file_or_dev_ca(args.ca_file.as_deref()).as_deref(),
     )?;
     let h = Helper {
         http: http.build()?,
-        issuer: settings.issuer.clone(),
+        issuer,
         args,
         credential,
     };

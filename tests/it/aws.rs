@@ -1305,3 +1305,128 @@ async fn aws_and_workload_commands_print_json() {
     assert_eq!(v["errors"], 2, "{v:#}");
     assert_eq!(v["findings"][0]["severity"], "error");
 }
+
+/// The quick start over `serve --dev-tls`: `token mint`, `token fetch`, `aws
+/// check`, `aws provider` and `aws trust-policy` all use the https issuer that
+/// serve serves, and the network clients trust keys/dev-ca.pem, with no
+/// --issuer and no --ca-file (only --listen, for the port that port 0 chose).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dev_tls_every_command_uses_the_served_https_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let agent = json_out(&run(
+        d,
+        &["agent", "create", "acme", "deployer", "--json"],
+        &[],
+    ));
+    std::fs::write(d.join("secret"), agent["client_secret"].as_str().unwrap()).unwrap();
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    let base = serve.base.clone();
+    assert!(base.starts_with("https://"), "{base}");
+    let listen = base.trim_start_matches("https://").to_owned();
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(d.join("keys/dev-ca.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let discovery: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], base.as_str());
+
+    let minted = json_out(&run(
+        d,
+        &["token", "mint", "acme", "deployer", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        claims(minted["access_token"].as_str().unwrap())["iss"],
+        base.as_str(),
+        "token mint uses the issuer serve serves"
+    );
+
+    let client = [
+        "--client-id",
+        "org/acme/agent/deployer",
+        "--client-secret-file",
+        "secret",
+    ];
+    let o = run(
+        d,
+        &[
+            &["--listen", listen.as_str(), "token", "fetch"][..],
+            &client,
+            &["--out", "tok", "--json"],
+        ]
+        .concat(),
+        &[],
+    );
+    let fetched = json_out(&o);
+    assert!(
+        stderr(&o).contains(&format!(
+            "using {base} (https because serve --dev-tls made keys/dev-ca.pem here)"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fetched["role_session_name"], "org.acme.agent.deployer");
+    let token = std::fs::read_to_string(d.join("tok")).unwrap();
+    assert_eq!(claims(&token)["iss"], base.as_str());
+
+    let o = run(
+        d,
+        &[
+            &["--listen", listen.as_str(), "aws", "check", "--json"][..],
+            &client,
+        ]
+        .concat(),
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&o));
+    });
+    assert_eq!(report["issuer"], base.as_str());
+    for check in [
+        "TLS chain verifies",
+        "discovery issuer equals the URL",
+        "token minted",
+        "iss equals the provider URL",
+    ] {
+        let row = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == check)
+            .unwrap_or_else(|| panic!("{check}: {report:#}"));
+        assert_eq!(row["result"], "pass", "{check}: {report:#}");
+    }
+
+    let provider = json_out(&run(d, &["aws", "provider", "--json"], &[]));
+    assert_eq!(provider["Url"], base.as_str());
+    let policy = json_out(&run(
+        d,
+        &[
+            "aws",
+            "trust-policy",
+            "--account",
+            ACCOUNT,
+            "--org",
+            "acme",
+            "--agent",
+            "deployer",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        policy["Statement"][0]["Principal"]["Federated"],
+        format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{listen}").as_str()
+    );
+    drop(serve);
+}

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::Value;
 
-use crate::config::Settings;
 use crate::workload::trust_ca_file;
 
 pub use report::{Outcome, Report, Row};
@@ -49,7 +48,8 @@ pub struct CheckArgs {
     /// A role trust policy to evaluate the token against (IAM condition semantics)
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Extra PEM CA certificates to trust (a private CA)
+    /// Extra PEM CA certificates to trust (a private CA) [default: keys/dev-ca.pem
+    /// when `serve --dev-tls` made it here]
     #[arg(long, value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
     /// Print the checks as JSON
@@ -142,13 +142,10 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
 }
 
 /// `aws check`: prints the table (or JSON); fails when a check fails.
-pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
-    let report = check(&settings.issuer, &args).await?;
+pub async fn run(issuer: &str, args: CheckArgs) -> anyhow::Result<()> {
+    let report = check(issuer, &args).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.to_json(&settings.issuer))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report.to_json(issuer))?);
     } else {
         print!("{}", report.table());
     }
