@@ -3,6 +3,7 @@
 //! helper, a client of a running issuer.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -170,6 +171,8 @@ struct Helper {
     issuer: String,
     args: HelperArgs,
     credential: ClientCredential,
+    /// Whether the discovery `issuer` mismatch was reported (once is enough).
+    warned: AtomicBool,
 }
 
 impl Helper {
@@ -185,6 +188,15 @@ impl Helper {
             .json()
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
+        let theirs = discovery["issuer"].as_str().unwrap_or_default();
+        if theirs != self.issuer && !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "the issuer's discovery says issuer {theirs:?}, but --issuer is {}: its tokens carry iss {theirs:?}, \
+                 which an AWS provider registered for {} rejects; give --issuer {theirs}",
+                self.issuer,
+                self.issuer
+            );
+        }
         let endpoint = discovery["token_endpoint"]
             .as_str()
             .ok_or_else(|| FetchError::Transport("discovery has no token_endpoint".into()))?;
@@ -248,6 +260,7 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
         issuer,
         args,
         credential,
+        warned: AtomicBool::new(false),
     };
     if !watch {
         let expires_in = h.refresh().await?;

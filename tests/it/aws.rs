@@ -1430,3 +1430,76 @@ async fn with_dev_tls_every_command_uses_the_served_https_issuer() {
     );
     drop(serve);
 }
+
+/// `token fetch` warns, naming both, when discovery's issuer is not --issuer;
+/// `aws check` names both in its failing row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_say_when_discovery_names_another_issuer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let claimed = format!("http://localhost:{port}");
+    let discovery = json!({
+        "issuer": claimed,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "token_endpoint": format!("{base}/oauth2/token"),
+    });
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/oauth2/token",
+            axum::routing::post(|| async {
+                axum::Json(
+                    json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 300}),
+                )
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    let client = ["--client-id", "org/acme", "--client-secret-file", "secret"];
+    let o = run(
+        d,
+        &[
+            &["--issuer", base.as_str(), "token", "fetch"][..],
+            &client,
+            &["--out", "tok"],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("discovery says issuer \"{claimed}\""))
+            && err.contains(&format!("but --issuer is {base}"))
+            && err.contains(&format!("give --issuer {claimed}")),
+        "{err}"
+    );
+    let o = run(
+        d,
+        &[
+            &["--issuer", base.as_str(), "aws", "check", "--json"][..],
+            &client,
+        ]
+        .concat(),
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "discovery issuer equals the URL")
+        .unwrap()
+        .clone();
+    assert_eq!(row["result"], "FAIL");
+    assert_eq!(
+        row["detail"],
+        format!("discovery says \"{claimed}\", but --issuer is \"{base}\"").as_str()
+    );
+}

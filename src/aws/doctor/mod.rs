@@ -117,7 +117,11 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
     report.pass_or_fail(
         "discovery issuer equals the URL",
         iss == issuer,
-        format!("{iss:?}"),
+        if iss == issuer {
+            format!("{iss:?}")
+        } else {
+            format!("discovery says {iss:?}, but --issuer is {issuer:?}")
+        },
         "InvalidIdentityToken (issuer mismatch)",
     );
     let jwks_uri = discovery["jwks_uri"]
