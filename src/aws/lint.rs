@@ -49,6 +49,34 @@ impl fmt::Display for Finding {
 /// What the issuer would put in tokens for a subject pattern: `None` when unknown.
 pub type ClaimsLookup<'a> = dyn Fn(&OrgId, Option<&str>) -> Option<SessionClaims> + 'a;
 
+/// The issuer a trust policy is for, read from its `Federated` principals
+/// (`arn:<partition>:iam::<account>:oidc-provider/<host/path>`) in the
+/// statements that allow `sts:AssumeRoleWithWebIdentity`. An error says why it
+/// cannot tell: none, or several providers.
+pub fn issuer_of_policy(doc: &Value) -> Result<String, String> {
+    let statements = parse(doc).map_err(|e| e.to_string())?;
+    let mut providers: Vec<&str> = statements
+        .iter()
+        .filter(|st| st.effect == "Allow" && is_web_identity(st))
+        .flat_map(|st| st.federated.iter())
+        .filter_map(|f| provider_of_arn(f).map(|(_, hp)| hp))
+        .collect();
+    providers.sort_unstable();
+    providers.dedup();
+    match providers.as_slice() {
+        [one] => Ok(format!("https://{one}")),
+        [] => Err("no statement that allows sts:AssumeRoleWithWebIdentity names an OIDC provider (Principal.Federated arn:aws:iam::<account>:oidc-provider/<host/path>)".into()),
+        many => Err(format!("it names {} OIDC providers ({})", many.len(), many.join(", "))),
+    }
+}
+
+/// The account and the provider URL (without `https://`) of an OIDC provider ARN.
+fn provider_of_arn(arn: &str) -> Option<(&str, &str)> {
+    let (head, url) = arn.split_once(":oidc-provider/")?;
+    let account = head.strip_prefix("arn:")?.rsplit(':').next()?;
+    (!url.is_empty()).then_some((account, url))
+}
+
 /// Whether a `sub` pattern stays inside one org: it must start `org/<id>/`
 /// before any wildcard, so that it cannot match `org/<id>-other/...`.
 fn org_of_pattern(pattern: &str) -> Option<OrgId> {
@@ -401,5 +429,43 @@ mod tests {
         assert!(lint(&doc, ISSUER, &tags_on).is_empty());
         let f = lint(&doc, ISSUER, &none);
         assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn the_issuer_is_read_from_the_principal() {
+        let doc = policy(json!({}), json!("sts:AssumeRoleWithWebIdentity"));
+        assert_eq!(issuer_of_policy(&doc).unwrap(), ISSUER);
+        let mut two = doc.clone();
+        two["Statement"][0]["Principal"]["Federated"] = json!([
+            "arn:aws:iam::111122223333:oidc-provider/id.example.com/orgs/acme",
+            "arn:aws-cn:iam::111122223333:oidc-provider/id.example.com/orgs/acme",
+        ]);
+        assert_eq!(
+            issuer_of_policy(&two).unwrap(),
+            ISSUER,
+            "one provider, two partitions"
+        );
+        two["Statement"][0]["Principal"]["Federated"] = json!([
+            "arn:aws:iam::111122223333:oidc-provider/id.example.com/orgs/acme",
+            "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com",
+        ]);
+        assert!(
+            issuer_of_policy(&two)
+                .unwrap_err()
+                .contains("2 OIDC providers")
+        );
+        let mut none = doc.clone();
+        none["Statement"][0]["Principal"] = json!({"AWS": "arn:aws:iam::111122223333:root"});
+        assert!(
+            issuer_of_policy(&none)
+                .unwrap_err()
+                .contains("names an OIDC provider")
+        );
+        let mut deny = doc;
+        deny["Statement"][0]["Effect"] = "Deny".into();
+        assert!(
+            issuer_of_policy(&deny).is_err(),
+            "only what the policy allows counts"
+        );
     }
 }

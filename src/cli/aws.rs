@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::serve::{Issuer, ca_file_or_dev_ca, dev_ca};
 use crate::app::open_store;
-use crate::aws::lint::{Severity, lint};
+use crate::aws::lint::{Severity, issuer_of_policy, lint};
 use crate::aws::policy::{Binding, Provider, terraform};
 use crate::aws::session::SessionClaims;
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::store::Store;
 
@@ -73,7 +73,8 @@ pub enum AwsCommand {
         #[arg(long, default_value = "aws")]
         partition: String,
     },
-    /// Check a trust policy file against this issuer; exits 1 on any error
+    /// Check a trust policy file against this issuer (--issuer, else the one its
+    /// principal names); exits 1 on any error
     Lint {
         /// The trust policy (JSON)
         file: PathBuf,
@@ -83,6 +84,11 @@ pub enum AwsCommand {
     },
     /// Look at this issuer the way STS would and report what would fail
     Check(crate::aws::doctor::CheckArgs),
+}
+
+/// Invalid input: exit code 2, naming the flag.
+fn usage(name: &str, why: impl std::fmt::Display) -> anyhow::Error {
+    ConfigError::new(name, why.to_string()).into()
 }
 
 pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
@@ -130,6 +136,22 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let doc: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
+            // The issuer: --issuer, else the provider the policy's principal
+            // names. A guessed http://<listen> would only report "another provider".
+            let (issuer, from) = if settings.issuer_follows_listen {
+                let issuer = issuer_of_policy(&doc).map_err(|why| {
+                    usage(
+                        "issuer",
+                        format!(
+                            "cannot tell which issuer {} is for: {why}. Pass --issuer with the issuer URL the policy is for",
+                            file.display()
+                        ),
+                    )
+                })?;
+                (issuer, "the policy's principal")
+            } else {
+                (settings.issuer.clone(), "the configuration")
+            };
             let known = known_claims(&settings).await;
             let lookup = |org: &OrgId, agent: Option<&str>| -> Option<SessionClaims> {
                 let subject = match agent {
@@ -142,7 +164,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                     .find(|(s, _)| *s == subject)
                     .map(|(_, c)| c.clone())
             };
-            let findings = lint(&doc, &settings.issuer, &lookup);
+            let findings = lint(&doc, &issuer, &lookup);
             let errors = findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
@@ -157,7 +179,8 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             if json {
                 super::print_json(&json!({
                     "file": file,
-                    "issuer": settings.issuer,
+                    "issuer": issuer,
+                    "issuer_from": from,
                     "errors": errors,
                     "warnings": warnings,
                     "findings": findings.iter().map(|f| json!({
@@ -180,10 +203,10 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                 }
             }
             if errors > 0 {
-                bail!("{errors} error(s), {warnings} warning(s)");
+                bail!("{errors} error(s), {warnings} warning(s) for {issuer} (from {from})");
             }
             if !json {
-                println!("ok: no errors ({warnings} warning(s))");
+                println!("ok: no errors ({warnings} warning(s)) for {issuer} (from {from})");
             }
             Ok(())
         }

@@ -1503,3 +1503,54 @@ async fn clients_say_when_discovery_names_another_issuer() {
         format!("discovery says \"{claimed}\", but --issuer is \"{base}\"").as_str()
     );
 }
+
+/// Without --issuer, `aws lint` reads the issuer from the policy's principal;
+/// when it cannot, its one error says to pass --issuer.
+#[test]
+fn lint_infers_the_issuer_from_the_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = |federated: Value| {
+        let hp = "id.example.com/orgs/acme";
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow",
+            "Principal": {"Federated": federated},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{hp}:aud"): "sts.amazonaws.com",
+                format!("{hp}:sub"): "org/acme/agent/a"}}}]})
+    };
+    let ours = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/id.example.com/orgs/acme");
+    std::fs::write(d.join("p.json"), policy(json!(ours)).to_string()).unwrap();
+    let o = run(d, &["aws", "lint", "p.json"], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("for https://id.example.com/orgs/acme (from the policy's principal)"),
+        "{out}"
+    );
+    let json = json_out(&run(d, &["aws", "lint", "--json", "p.json"], &[]));
+    assert_eq!(json["issuer"], "https://id.example.com/orgs/acme");
+    assert_eq!(json["errors"], 0);
+    for (name, federated, why) in [
+        ("none.json", json!([]), "names an OIDC provider"),
+        (
+            "two.json",
+            json!([
+                ours,
+                format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com")
+            ]),
+            "it names 2 OIDC providers",
+        ),
+    ] {
+        std::fs::write(d.join(name), policy(federated).to_string()).unwrap();
+        let o = run(d, &["aws", "lint", name], &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&format!("cannot tell which issuer {name} is for"))
+                && err.contains(why)
+                && err.contains("Pass --issuer"),
+            "{name}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "one error, no findings");
+    }
+}
