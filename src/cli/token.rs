@@ -19,6 +19,12 @@ use crate::workload::{
     refresh_after, role_session_name, same_origin_redirects, trust_ca_file, write_atomically,
 };
 
+/// `token watch` stops after this many failures in a row that retrying does
+/// not fix (a refused credential, credentials that would leave the issuer's
+/// origin): a few, because a credential just created may take a moment to
+/// reach every replica's cache.
+const PERMANENT_FAILURES: u32 = 3;
+
 /// `token` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -166,6 +172,48 @@ pub async fn run(mut settings: Settings, cmd: TokenCommand) -> anyhow::Result<()
     Ok(())
 }
 
+/// Why a refresh failed: the issuer's answer, or the token file.
+#[derive(Debug, thiserror::Error)]
+enum RefreshError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// `permanent` when the directory is gone or not writable: a full disk
+    /// may clear up, a missing directory does not come back by itself.
+    #[error("cannot write the token file {}: {why}", path.display())]
+    Write {
+        path: PathBuf,
+        why: String,
+        permanent: bool,
+    },
+}
+
+impl RefreshError {
+    /// Whether trying again later may help.
+    fn retryable(&self) -> bool {
+        match self {
+            RefreshError::Fetch(e) => e.retryable(),
+            RefreshError::Write { permanent, .. } => !permanent,
+        }
+    }
+
+    /// The error with what to do about it.
+    fn explained(&self) -> String {
+        let fix = match self {
+            RefreshError::Fetch(FetchError::Refused { error, .. }) => match error.as_str() {
+                "invalid_client" => {
+                    "; check --client-id and the credential file (the credential may have been revoked)"
+                }
+                "invalid_target" => {
+                    "; check --audience: it must be one of the org's allowed audiences"
+                }
+                _ => "",
+            },
+            _ => "",
+        };
+        format!("{self}{fix}")
+    }
+}
+
 struct Helper {
     http: reqwest::Client,
     issuer: String,
@@ -177,7 +225,7 @@ struct Helper {
 
 impl Helper {
     /// Discovers the token endpoint, fetches a token and writes the file.
-    async fn refresh(&self) -> Result<u64, FetchError> {
+    async fn refresh(&self) -> Result<u64, RefreshError> {
         let discovery: serde_json::Value = self
             .http
             .get(format!("{}/.well-known/openid-configuration", self.issuer))
@@ -200,7 +248,7 @@ impl Helper {
         let endpoint = discovery["token_endpoint"]
             .as_str()
             .ok_or_else(|| FetchError::Transport("discovery has no token_endpoint".into()))?;
-        let endpoint = check_token_endpoint(&self.issuer, endpoint)?;
+        let endpoint = check_token_endpoint(&self.issuer, endpoint).map_err(FetchError::from)?;
         let fetched = fetch_token(
             &self.http,
             &endpoint,
@@ -211,7 +259,14 @@ impl Helper {
         )
         .await?;
         write_atomically(&self.args.out, fetched.token.as_bytes()).map_err(|e| {
-            FetchError::Transport(format!("cannot write {}: {e}", self.args.out.display()))
+            RefreshError::Write {
+                path: self.args.out.clone(),
+                permanent: matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ),
+                why: e.to_string(),
+            }
         })?;
         Ok(fetched.expires_in)
     }
@@ -263,7 +318,10 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
         warned: AtomicBool::new(false),
     };
     if !watch {
-        let expires_in = h.refresh().await?;
+        let expires_in = h
+            .refresh()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.explained()))?;
         eprintln!(
             "wrote a token valid for {expires_in} s to {}",
             h.args.out.display()
@@ -273,12 +331,14 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
     }
     let mut printed = false;
     let mut attempt = 0u32;
+    let mut permanent = 0u32;
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let wait = match h.refresh().await {
             Ok(expires_in) => {
                 attempt = 0;
+                permanent = 0;
                 tracing::info!(expires_in, file = %h.args.out.display(), "token refreshed");
                 if !printed {
                     h.print_result(expires_in);
@@ -287,9 +347,18 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
                 refresh_after(expires_in)
             }
             Err(e) => {
+                permanent = if e.retryable() { 0 } else { permanent + 1 };
+                if permanent >= PERMANENT_FAILURES {
+                    bail!(
+                        "stopped after {permanent} failures in a row that retrying does not fix: {}. \
+                         The token file {} is left as it was",
+                        e.explained(),
+                        h.args.out.display()
+                    );
+                }
                 let wait = backoff(attempt);
                 attempt = attempt.saturating_add(1);
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "token refresh failed; the previous token file is left as it was");
+                tracing::warn!(error = %e.explained(), retry_in_ms = wait.as_millis() as u64, "token refresh failed; the previous token file is left as it was");
                 wait
             }
         };

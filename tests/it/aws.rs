@@ -1140,7 +1140,8 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         "{table}"
     );
     assert!(stderr(&o).contains("token endpoint on the issuer's origin"));
-    // The daemon keeps refusing (and says why) until it is stopped.
+    // The daemon refuses (and says why) a few times, then stops: retrying
+    // does not make discovery name another token endpoint.
     let watch = Command::new(bin())
         .current_dir(d)
         .args(
@@ -1155,15 +1156,14 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    Command::new("kill")
-        .args(["-TERM", &watch.id().to_string()])
-        .status()
-        .unwrap();
-    let out = watch.wait_with_output().unwrap();
+    let out = wait_for_exit(watch, Duration::from_secs(20));
     let log = String::from_utf8_lossy(&out.stderr);
     nothing_received("token watch");
-    assert!(out.status.success(), "SIGTERM is a clean exit: {log}");
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("3 failures in a row that retrying does not fix"),
+        "{log}"
+    );
     assert!(
         log.contains("token_endpoint") && log.contains("on another origin"),
         "{log}"
@@ -1553,4 +1553,78 @@ fn lint_infers_the_issuer_from_the_principal() {
         );
         assert!(o.stdout.is_empty(), "one error, no findings");
     }
+}
+
+/// `token watch` stops (exit 1) after a few refusals that retrying cannot fix,
+/// and keeps retrying an issuer it cannot reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_watch_stops_on_a_refused_credential_but_retries_an_unreachable_issuer() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    create_org(app.store().as_ref(), "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bad"), "nomos_cs_wrong").unwrap();
+    let watch = |issuer: &str| {
+        Command::new(bin())
+            .current_dir(d)
+            .args([
+                "--issuer",
+                issuer,
+                "token",
+                "watch",
+                "--client-id",
+                "org/acme",
+                "--client-secret-file",
+                "bad",
+                "--out",
+                "w.tok",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = wait_for_exit(watch(&app.issuer()), Duration::from_secs(30));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("stopped after 3 failures in a row that retrying does not fix")
+            && log.contains("invalid_client")
+            && log.contains("check --client-id and the credential file"),
+        "{log}"
+    );
+    assert!(!d.join("w.tok").exists());
+    // Unreachable: transient, retried with back-off (3 attempts within 5 s).
+    let child = watch(&format!("http://127.0.0.1:{}", free_port()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut child = child;
+    assert!(child.try_wait().unwrap().is_none(), "still retrying");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "SIGTERM is a clean exit: {log}");
+    assert!(
+        log.matches("token refresh failed").count() >= 3 && log.contains("cannot reach the issuer"),
+        "{log}"
+    );
+}
+
+/// Waits for a child to exit on its own; kills it (and fails) after `limit`.
+fn wait_for_exit(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let until = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
