@@ -2,7 +2,7 @@
 //! token, under the issuer `serve` serves. `token fetch|watch`: the workload
 //! helper, a client of a running issuer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::serve::{Issuer, ca_file_or_dev_ca};
 use crate::app::{now, open_store, start_keys};
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::oauth::{MintRequest, mint};
 use crate::workload::{
@@ -259,13 +259,11 @@ impl Helper {
         )
         .await?;
         write_atomically(&self.args.out, fetched.token.as_bytes()).map_err(|e| {
+            let dir = out_dir_problem(&self.args.out);
             RefreshError::Write {
                 path: self.args.out.clone(),
-                permanent: matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-                ),
-                why: e.to_string(),
+                permanent: dir.is_some() || e.kind() == std::io::ErrorKind::PermissionDenied,
+                why: dir.unwrap_or_else(|| e.to_string()),
             }
         })?;
         Ok(fetched.expires_in)
@@ -293,7 +291,29 @@ impl Helper {
     }
 }
 
+/// What is wrong with the directory a token file goes to, if anything.
+fn out_dir_problem(out: &Path) -> Option<String> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some(format!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "the directory {} does not exist: create it first (mkdir -p {})",
+            dir.display(),
+            dir.display()
+        )),
+        Err(e) => Some(format!("cannot use the directory {}: {e}", dir.display())),
+    }
+}
+
 async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::Result<()> {
+    // Before any request: a token that cannot be written is not worth asking for.
+    if let Some(why) = out_dir_problem(&args.out) {
+        return Err(ConfigError::new("--out", why).into());
+    }
     let issuer = Issuer::of_network(settings);
     if let Some(note) = issuer.note() {
         eprintln!("{note}");

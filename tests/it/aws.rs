@@ -1628,3 +1628,39 @@ fn wait_for_exit(mut child: std::process::Child, limit: Duration) -> std::proces
     }
     child.wait_with_output().unwrap()
 }
+
+/// `token fetch|watch --out` into a missing directory: exit 2, naming it,
+/// before anything is sent.
+#[test]
+fn token_fetch_names_a_missing_out_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    for cmd in ["fetch", "watch"] {
+        let o = run(
+            d,
+            &[
+                "--issuer",
+                "http://127.0.0.1:1",
+                "token",
+                cmd,
+                "--client-id",
+                "org/acme",
+                "--client-secret-file",
+                "secret",
+                "--out",
+                "missing/dir/token",
+            ],
+            &[],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("--out")
+                && err.contains("the directory missing/dir does not exist")
+                && err.contains("mkdir -p missing/dir")
+                && !err.contains("cannot reach"),
+            "{cmd}: {err}"
+        );
+    }
+}
