@@ -1664,3 +1664,58 @@ fn token_fetch_names_a_missing_out_directory() {
         );
     }
 }
+
+/// A certificate from a CA this machine does not trust: the error points to --ca-file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_ca_points_to_ca_file() {
+    let pki = pki();
+    let issuer = broken_issuer(&pki, "none").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    let o = run(
+        d,
+        &[
+            "--issuer",
+            &issuer,
+            "token",
+            "fetch",
+            "--client-id",
+            "org/acme",
+            "--client-secret-file",
+            "secret",
+            "--out",
+            "tok",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("UnknownIssuer")
+            && err.contains("signed by a CA this machine does not trust")
+            && err.contains("pass --ca-file"),
+        "{err}"
+    );
+    let o = run(d, &["--issuer", &issuer, "aws", "check", "--json"], &[]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tls = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "TLS chain verifies")
+        .unwrap()
+        .clone();
+    assert_eq!(tls["result"], "FAIL");
+    assert!(
+        tls["detail"].as_str().unwrap().contains("pass --ca-file"),
+        "{tls}"
+    );
+    let o = run(
+        d,
+        &["--issuer", &issuer, "aws", "provider", "--thumbprint"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pass --ca-file"), "{}", stderr(&o));
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::Value;
 
-use crate::workload::trust_ca_file;
+use crate::workload::{request_error_text, trust_ca_file};
 
 pub use report::{Outcome, Report, Row};
 pub use tls::thumbprints;
@@ -68,10 +68,9 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Duration)
     let start = Instant::now();
     let r = http.get(url).send().await.map_err(|e| {
         if e.is_timeout() {
-            "no answer within 5 s".to_owned()
-        } else {
-            e.to_string()
+            return "no answer within 5 s".to_owned();
         }
+        request_error_text(&e)
     })?;
     let status = r.status();
     let v = r
