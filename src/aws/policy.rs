@@ -22,19 +22,31 @@ pub struct Provider {
 #[error("{0}")]
 pub struct PolicyError(pub String);
 
+/// Checks an AWS account id: 12 digits.
+pub fn check_account(account: &str) -> Result<(), PolicyError> {
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PolicyError(format!(
+            "AWS account id {account:?} must be 12 digits"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an AWS partition: `aws`, `aws-cn` or `aws-us-gov`.
+pub fn check_partition(partition: &str) -> Result<(), PolicyError> {
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(PolicyError(format!(
+            "partition {partition:?} must be aws, aws-cn or aws-us-gov"
+        )));
+    }
+    Ok(())
+}
+
 impl Provider {
     /// Checks the account id and partition.
     pub fn new(issuer: &str, account: &str, partition: &str) -> Result<Self, PolicyError> {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(PolicyError(format!(
-                "AWS account id {account:?} must be 12 digits"
-            )));
-        }
-        if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
-            return Err(PolicyError(format!(
-                "partition {partition:?} must be aws, aws-cn or aws-us-gov"
-            )));
-        }
+        check_account(account)?;
+        check_partition(partition)?;
         Ok(Provider {
             issuer: issuer.to_owned(),
             account: account.to_owned(),

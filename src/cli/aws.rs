@@ -8,11 +8,29 @@ use serde_json::json;
 use super::serve::{Issuer, ca_file_or_dev_ca, dev_ca};
 use crate::app::open_store;
 use crate::aws::lint::{Severity, issuer_of_policy, lint};
-use crate::aws::policy::{Binding, Provider, terraform};
+use crate::aws::policy::{Binding, Provider, check_account, check_partition, terraform};
 use crate::aws::session::SessionClaims;
 use crate::config::{ConfigError, Settings};
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::store::Store;
+
+/// How `aws provider` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderFormat {
+    /// A ready `aws iam create-open-id-connect-provider` command line.
+    Cli,
+    /// The parameters as JSON.
+    Json,
+}
+
+/// How `aws trust-policy` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyFormat {
+    /// The policy document.
+    Json,
+    /// A Terraform `locals` block and output (`terraform fmt` clean).
+    Terraform,
+}
 
 /// `aws` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -29,16 +47,16 @@ pub enum AwsCommand {
         /// Extra PEM CA certificates to trust (for a private CA)
         #[arg(long, value_name = "PEM_FILE")]
         ca_file: Option<PathBuf>,
-        /// Output: cli (a ready command line) or json
-        #[arg(long, default_value = "cli")]
-        format: String,
+        /// Output: a ready command line, or JSON
+        #[arg(long, value_enum, default_value_t = ProviderFormat::Cli)]
+        format: ProviderFormat,
         /// Print JSON (the same as --format json)
         #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Print a role trust policy that admits one agent (or every agent) of an org
     TrustPolicy {
-        /// The AWS account id the OIDC provider is registered in
+        /// The AWS account id the OIDC provider is registered in (12 digits)
         #[arg(long)]
         account: String,
         /// The org
@@ -63,13 +81,13 @@ pub enum AwsCommand {
         /// Tokens carry a source identity: allow sts:SetSourceIdentity
         #[arg(long)]
         source_identity: bool,
-        /// json or terraform
-        #[arg(long, default_value = "json")]
-        format: String,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = PolicyFormat::Json)]
+        format: PolicyFormat,
         /// Print JSON (the default; the same as --format json)
         #[arg(long, conflicts_with = "format")]
         json: bool,
-        /// AWS partition
+        /// AWS partition: aws, aws-cn or aws-us-gov
         #[arg(long, default_value = "aws")]
         partition: String,
     },
@@ -105,6 +123,24 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             json: _,
             partition,
         } => {
+            check_account(&account).map_err(|e| usage("--account", e))?;
+            check_partition(&partition).map_err(|e| usage("--partition", e))?;
+            let binding = Binding {
+                org: OrgId::parse(&org).map_err(|e| usage("--org", e))?,
+                agent: agent
+                    .as_deref()
+                    .map(AgentId::parse)
+                    .transpose()
+                    .map_err(|e| usage("--agent", e))?,
+                audience: audience
+                    .as_deref()
+                    .map(Audience::parse)
+                    .transpose()
+                    .map_err(|e| usage("--audience", e))?
+                    .unwrap_or_else(Audience::sts),
+                tags,
+                source_identity,
+            };
             // Without --issuer, the store says which issuer serve serves.
             let store = match settings.issuer_follows_listen {
                 true => open_store(&settings, false).await.ok(),
@@ -112,22 +148,10 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             };
             let issuer = store_issuer(&settings, store.as_deref()).await?;
             let provider = Provider::new(&issuer, &account, &partition)?;
-            let binding = Binding {
-                org: OrgId::parse(&org)?,
-                agent: agent.as_deref().map(AgentId::parse).transpose()?,
-                audience: audience
-                    .as_deref()
-                    .map(Audience::parse)
-                    .transpose()?
-                    .unwrap_or_else(Audience::sts),
-                tags,
-                source_identity,
-            };
             let doc = binding.trust_policy(&provider);
-            match format.as_str() {
-                "json" => super::print_json(&doc),
-                "terraform" => print!("{}", terraform(&binding, &doc)),
-                other => bail!("--format {other}: use json or terraform"),
+            match format {
+                PolicyFormat::Json => super::print_json(&doc),
+                PolicyFormat::Terraform => print!("{}", terraform(&binding, &doc)),
             }
             Ok(())
         }
@@ -135,7 +159,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let doc: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", file.display()))?;
+                .map_err(|e| usage("FILE", format!("{} is not JSON: {e}", file.display())))?;
             // The issuer: --issuer, else the provider the policy's principal
             // names. A guessed http://<listen> would only report "another provider".
             let (issuer, from) = if settings.issuer_follows_listen {
@@ -217,7 +241,11 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             format,
             json,
         } => {
-            let org = org.as_deref().map(OrgId::parse).transpose()?;
+            let org = org
+                .as_deref()
+                .map(OrgId::parse)
+                .transpose()
+                .map_err(|e| usage("--org", e))?;
             let store = match (&org, open_store(&settings, false).await) {
                 (_, Ok(s)) => Some(s),
                 (Some(_), Err(e)) => return Err(e),
@@ -246,27 +274,24 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             } else {
                 Vec::new()
             };
-            let format = if json { "json" } else { format.as_str() };
-            match format {
-                "json" => super::print_json(&json!({
+            if json || format == ProviderFormat::Json {
+                super::print_json(&json!({
                     "Url": issuer,
                     "ClientIDList": client_ids,
                     "ThumbprintList": thumbprints,
-                })),
-                "cli" => {
-                    let mut cmd = format!(
-                        "aws iam create-open-id-connect-provider \\\n  --url {issuer} \\\n  --client-id-list {}",
-                        client_ids.join(" ")
-                    );
-                    if !thumbprints.is_empty() {
-                        cmd.push_str(&format!(
-                            " \\\n  --thumbprint-list {}",
-                            thumbprints.join(" ")
-                        ));
-                    }
-                    println!("{cmd}");
+                }));
+            } else {
+                let mut cmd = format!(
+                    "aws iam create-open-id-connect-provider \\\n  --url {issuer} \\\n  --client-id-list {}",
+                    client_ids.join(" ")
+                );
+                if !thumbprints.is_empty() {
+                    cmd.push_str(&format!(
+                        " \\\n  --thumbprint-list {}",
+                        thumbprints.join(" ")
+                    ));
                 }
-                other => bail!("--format {other}: use cli or json"),
+                println!("{cmd}");
             }
             Ok(())
         }

@@ -100,13 +100,14 @@ pub async fn run(mut settings: Settings, cmd: TokenCommand) -> anyhow::Result<()
             json,
         } => (org, agent, audience, ttl, json),
     };
-    let org = OrgId::parse(&org)?;
+    let usage = |name: &str, e: crate::ids::IdError| ConfigError::new(name, e.to_string());
+    let org = OrgId::parse(&org).map_err(|e| usage("ORG", e))?;
     let subject = match agent {
-        Some(a) => Subject::Agent(org, AgentId::parse(&a)?),
+        Some(a) => Subject::Agent(org, AgentId::parse(&a).map_err(|e| usage("AGENT", e))?),
         None => Subject::Org(org),
     };
     let audience = match audience {
-        Some(a) => Audience::parse(&a)?,
+        Some(a) => Audience::parse(&a).map_err(|e| usage("--audience", e))?,
         None => Audience::sts(),
     };
     let store = open_store(&settings, false).await?;
@@ -114,13 +115,21 @@ pub async fn run(mut settings: Settings, cmd: TokenCommand) -> anyhow::Result<()
     issuer.check_for_minting()?;
     settings.issuer = issuer.url;
     let Some(principal) = store.principal(&subject).await? else {
-        bail!("{subject} does not exist");
+        let (name, create) = match &subject {
+            Subject::Agent(o, a) => ("AGENT", format!("nomos-issuer agent create {o} {a}")),
+            Subject::Org(o) => ("ORG", format!("nomos-issuer org create {o}")),
+        };
+        return Err(ConfigError::new(name, format!("{subject} does not exist: {create}")).into());
     };
     if !principal.policy.audiences.contains(&audience) {
-        bail!(
-            "audience {audience} is not in the allowed audiences of org {}",
-            subject.org()
-        );
+        return Err(ConfigError::new(
+            "--audience",
+            format!(
+                "{audience} is not in the allowed audiences of org {}",
+                subject.org()
+            ),
+        )
+        .into());
     }
     let max = principal
         .policy
@@ -128,10 +137,14 @@ pub async fn run(mut settings: Settings, cmd: TokenCommand) -> anyhow::Result<()
         .min(settings.rotation.max_token_lifetime as u32);
     let ttl = ttl.unwrap_or(settings.token_ttl.min(max));
     if ttl == 0 || ttl > max {
-        bail!(
-            "--ttl must be 1-{max} seconds (the maximum of org {} and max_token_lifetime)",
-            subject.org()
-        );
+        return Err(ConfigError::new(
+            "--ttl",
+            format!(
+                "use 1-{max} seconds (the maximum of org {} and max_token_lifetime)",
+                subject.org()
+            ),
+        )
+        .into());
     }
     let aws_claims = principal
         .session_claims()

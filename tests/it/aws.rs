@@ -1719,3 +1719,75 @@ async fn an_unknown_ca_points_to_ca_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("pass --ca-file"), "{}", stderr(&o));
 }
+
+/// `aws trust-policy`, `aws provider` and `aws lint`: invalid input exits 2
+/// naming the flag.
+#[test]
+fn aws_commands_refuse_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [("NOMOS_ISSUER_ISSUER", ISSUER)];
+    let tp = ["aws", "trust-policy", "--account"];
+    for (args, words) in [
+        (
+            vec!["1234", "--org", "acme", "--agent", "a"],
+            vec!["--account", "\"1234\" must be 12 digits"],
+        ),
+        (
+            vec![ACCOUNT, "--org", "Acme", "--agent", "a"],
+            vec!["--org", "invalid org id \"Acme\""],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "A_b"],
+            vec!["--agent", "invalid agent id"],
+        ),
+        (
+            vec![
+                ACCOUNT,
+                "--org",
+                "acme",
+                "--agent",
+                "a",
+                "--audience",
+                "a b",
+            ],
+            vec!["--audience", "invalid audience"],
+        ),
+        (
+            vec![
+                ACCOUNT,
+                "--org",
+                "acme",
+                "--agent",
+                "a",
+                "--partition",
+                "gcp",
+            ],
+            vec!["--partition", "aws, aws-cn or aws-us-gov"],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "a", "--format", "yaml"],
+            vec!["--format", "yaml"],
+        ),
+    ] {
+        let o = run(d, &[&tp[..], &args].concat(), &env);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        for w in &words {
+            assert!(stderr(&o).contains(w), "{args:?}: {w}: {}", stderr(&o));
+        }
+        assert!(o.stdout.is_empty(), "{args:?}: no policy is printed");
+    }
+    let o = run(d, &["aws", "lint", "missing.json"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::write(d.join("bad.json"), "{").unwrap();
+    let o = run(d, &["aws", "lint", "bad.json"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.json is not JSON"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(d, &["aws", "provider", "--org", "Acme"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--org"), "{}", stderr(&o));
+}

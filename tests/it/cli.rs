@@ -221,11 +221,17 @@ async fn token_mint_is_audited_and_bounded() {
             vec!["token", "mint", "acme", "--audience", "other"],
             "audience",
         ),
-        (vec!["token", "mint", "acme", "ghost"], "does not exist"),
+        (
+            vec!["token", "mint", "acme", "ghost"],
+            "nomos-issuer agent create acme ghost",
+        ),
         (vec!["token", "mint", "nobody"], "does not exist"),
+        (vec!["token", "mint", "Acme"], "invalid org id"),
+        (vec!["token", "mint", "acme", "a_b"], "invalid agent id"),
     ] {
+        // Invalid input: exit 2, as the README's exit codes say.
         let o = run(dir.path(), &args, &[]);
-        assert!(!o.status.success(), "{args:?}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(
