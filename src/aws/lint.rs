@@ -46,8 +46,19 @@ impl fmt::Display for Finding {
     }
 }
 
-/// What the issuer would put in tokens for a subject pattern: `None` when unknown.
-pub type ClaimsLookup<'a> = dyn Fn(&OrgId, Option<&str>) -> Option<SessionClaims> + 'a;
+/// What the issuer knows of a subject a policy admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// It exists; its tokens carry these session claims.
+    Claims(SessionClaims),
+    /// The issuer has no such org or agent.
+    Missing,
+    /// Not checked (no store, or `--allow-unknown`).
+    Unchecked,
+}
+
+/// What the issuer knows of an org (agent `None`) or one of its agents.
+pub type ClaimsLookup<'a> = dyn Fn(&OrgId, Option<&str>) -> Known + 'a;
 
 /// The issuer a trust policy is for, read from its `Federated` principals
 /// (`arn:<partition>:iam::<account>:oidc-provider/<host/path>`) in the
@@ -216,7 +227,8 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                 ),
             );
         }
-        let mut admitted: Vec<(OrgId, Option<String>)> = Vec::new();
+        // (org, agent, the subject or pattern as the policy writes it)
+        let mut admitted: Vec<(OrgId, Option<String>, String)> = Vec::new();
         for (op, values) in sub.iter().filter(|(op, _)| positive(op)) {
             let like = op.contains("Like");
             for v in values {
@@ -230,7 +242,11 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                 }
                 if !wild {
                     match Subject::parse(v) {
-                        Ok(s) => admitted.push((s.org().clone(), s.agent().map(|a| a.to_string()))),
+                        Ok(s) => admitted.push((
+                            s.org().clone(),
+                            s.agent().map(|a| a.to_string()),
+                            v.clone(),
+                        )),
                         Err(_) => push(
                             Severity::Warning,
                             format!(
@@ -265,19 +281,38 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                                 ),
                             );
                         }
-                        admitted.push((org, None));
+                        admitted.push((org, None, v.clone()));
                     }
                 }
             }
         }
         // Session claims the admitted subjects get versus what the role allows.
-        for (org, agent) in &admitted {
-            let who = match agent {
-                Some(a) => format!("org/{org}/agent/{a}"),
-                None => format!("org/{org}"),
-            };
-            let Some(c) = claims(org, agent.as_deref()) else {
-                continue;
+        for (org, agent, who) in &admitted {
+            let c = match claims(org, agent.as_deref()) {
+                Known::Claims(c) => c,
+                Known::Unchecked => continue,
+                Known::Missing => {
+                    let (what, create) = match agent {
+                        Some(a) => (
+                            format!("agent {a} in org {org}"),
+                            format!("nomos-issuer agent create {org} {a}"),
+                        ),
+                        None => (
+                            format!("org {org}"),
+                            format!("nomos-issuer org create {org}"),
+                        ),
+                    };
+                    push(
+                        Severity::Error,
+                        format!(
+                            "the policy admits {who:?}, but this issuer has no {what}: the condition matches no token it issues"
+                        ),
+                        format!(
+                            "create it (`{create}`), correct the subject, or pass --allow-unknown for a policy written ahead of time"
+                        ),
+                    );
+                    continue;
+                }
             };
             for (on, action, what) in [
                 (c.tags, "sts:TagSession", "session tags"),
@@ -323,8 +358,8 @@ mod tests {
             "Action": actions, "Condition": cond}]})
     }
 
-    fn none(_: &OrgId, _: Option<&str>) -> Option<SessionClaims> {
-        Some(SessionClaims::default())
+    fn none(_: &OrgId, _: Option<&str>) -> Known {
+        Known::Claims(SessionClaims::default())
     }
 
     fn messages(doc: &Value) -> Vec<String> {
@@ -408,7 +443,7 @@ mod tests {
     #[test]
     fn tags_must_match_the_issuer() {
         let tags_on = |_: &OrgId, _: Option<&str>| {
-            Some(SessionClaims {
+            Known::Claims(SessionClaims {
                 tags: true,
                 ..Default::default()
             })
@@ -467,5 +502,27 @@ mod tests {
             issuer_of_policy(&deny).is_err(),
             "only what the policy allows counts"
         );
+    }
+
+    #[test]
+    fn unknown_subjects_are_errors_unless_unchecked() {
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com"}, "StringLike": {SUB: "org/ghost/agent/*"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        let missing = |_: &OrgId, _: Option<&str>| Known::Missing;
+        let f = lint(&doc, ISSUER, &missing);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].message.contains("\"org/ghost/agent/*\"") && f[0].message.contains("no org ghost"),
+            "{f:?}"
+        );
+        assert!(
+            f[0].fix.contains("nomos-issuer org create ghost")
+                && f[0].fix.contains("--allow-unknown")
+        );
+        let unchecked = |_: &OrgId, _: Option<&str>| Known::Unchecked;
+        assert!(lint(&doc, ISSUER, &unchecked).is_empty());
     }
 }

@@ -1,15 +1,20 @@
 //! `aws provider | trust-policy | lint | check`: connecting an AWS account.
+//!
+//! They use the issuer `serve` serves under (see `serve::Issuer`), refuse
+//! invalid input with exit code 2, and treat an org or agent the store does
+//! not know as an error unless `--allow-unknown` says the policy is written
+//! ahead of time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::serve::{Issuer, ca_file_or_dev_ca, dev_ca};
 use crate::app::open_store;
-use crate::aws::lint::{Severity, issuer_of_policy, lint};
-use crate::aws::policy::{Binding, Provider, check_account, check_partition, terraform};
-use crate::aws::session::SessionClaims;
+use crate::aws::lint::{Known, Severity, issuer_of_policy, lint};
+use crate::aws::policy::{Binding, Provider, check_account, check_partition, host_path, terraform};
 use crate::config::{ConfigError, Settings};
 use crate::ids::{AgentId, Audience, OrgId, Subject};
 use crate::store::Store;
@@ -90,12 +95,20 @@ pub enum AwsCommand {
         /// AWS partition: aws, aws-cn or aws-us-gov
         #[arg(long, default_value = "aws")]
         partition: String,
+        /// Write the policy even if the org or agent does not exist yet
+        /// (a policy written ahead of time)
+        #[arg(long)]
+        allow_unknown: bool,
     },
     /// Check a trust policy file against this issuer (--issuer, else the one its
     /// principal names); exits 1 on any error
     Lint {
         /// The trust policy (JSON)
         file: PathBuf,
+        /// Do not report orgs and agents the store does not know (a policy
+        /// written ahead of time, or no store at hand)
+        #[arg(long)]
+        allow_unknown: bool,
         /// Print the findings as JSON
         #[arg(long)]
         json: bool,
@@ -122,6 +135,7 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             format,
             json: _,
             partition,
+            allow_unknown,
         } => {
             check_account(&account).map_err(|e| usage("--account", e))?;
             check_partition(&partition).map_err(|e| usage("--partition", e))?;
@@ -141,11 +155,29 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                 tags,
                 source_identity,
             };
-            // Without --issuer, the store says which issuer serve serves.
-            let store = match settings.issuer_follows_listen {
-                true => open_store(&settings, false).await.ok(),
-                false => None,
+            // The store says whether the org and agent exist and which issuer
+            // serve serves; a policy written ahead of time for a configured
+            // issuer needs neither.
+            let store = if allow_unknown && !settings.issuer_follows_listen {
+                None
+            } else {
+                match open_store(&settings, false).await {
+                    Ok(s) => Some(s),
+                    Err(e) if allow_unknown => {
+                        eprintln!("warning: the store is not reachable ({e:#})");
+                        None
+                    }
+                    Err(e) => {
+                        return Err(e.context(format!(
+                            "cannot check that org {} exists; pass --allow-unknown to write a policy ahead of time",
+                            binding.org
+                        )));
+                    }
+                }
             };
+            if let (Some(store), false) = (&store, allow_unknown) {
+                check_known(store.as_ref(), &binding.org, binding.agent.as_ref()).await?;
+            }
             let issuer = store_issuer(&settings, store.as_deref()).await?;
             let provider = Provider::new(&issuer, &account, &partition)?;
             let doc = binding.trust_policy(&provider);
@@ -155,85 +187,11 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AwsCommand::Lint { file, json } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let doc: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| usage("FILE", format!("{} is not JSON: {e}", file.display())))?;
-            // The issuer: --issuer, else the provider the policy's principal
-            // names. A guessed http://<listen> would only report "another provider".
-            let (issuer, from) = if settings.issuer_follows_listen {
-                let issuer = issuer_of_policy(&doc).map_err(|why| {
-                    usage(
-                        "issuer",
-                        format!(
-                            "cannot tell which issuer {} is for: {why}. Pass --issuer with the issuer URL the policy is for",
-                            file.display()
-                        ),
-                    )
-                })?;
-                (issuer, "the policy's principal")
-            } else {
-                (settings.issuer.clone(), "the configuration")
-            };
-            let known = known_claims(&settings).await;
-            let lookup = |org: &OrgId, agent: Option<&str>| -> Option<SessionClaims> {
-                let subject = match agent {
-                    Some(a) => Subject::Agent(org.clone(), AgentId::parse(a).ok()?),
-                    None => Subject::Org(org.clone()),
-                };
-                known
-                    .as_ref()?
-                    .iter()
-                    .find(|(s, _)| *s == subject)
-                    .map(|(_, c)| c.clone())
-            };
-            let findings = lint(&doc, &issuer, &lookup);
-            let errors = findings
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-                .count();
-            let warnings = findings.len() - errors;
-            let mut notes = Vec::new();
-            if known.is_none() {
-                notes.push(
-                    "the store is not reachable; session-tag checks against the issuer's configuration were skipped",
-                );
-            }
-            if json {
-                super::print_json(&json!({
-                    "file": file,
-                    "issuer": issuer,
-                    "issuer_from": from,
-                    "errors": errors,
-                    "warnings": warnings,
-                    "findings": findings.iter().map(|f| json!({
-                        "severity": match f.severity {
-                            Severity::Error => "error",
-                            Severity::Warning => "warning",
-                        },
-                        "statement": f.statement,
-                        "message": f.message,
-                        "fix": f.fix,
-                    })).collect::<Vec<_>>(),
-                    "notes": notes,
-                }));
-            } else {
-                for f in &findings {
-                    println!("{f}");
-                }
-                for n in &notes {
-                    eprintln!("note: {n}");
-                }
-            }
-            if errors > 0 {
-                bail!("{errors} error(s), {warnings} warning(s) for {issuer} (from {from})");
-            }
-            if !json {
-                println!("ok: no errors ({warnings} warning(s)) for {issuer} (from {from})");
-            }
-            Ok(())
-        }
+        AwsCommand::Lint {
+            file,
+            allow_unknown,
+            json,
+        } => lint_file(&settings, &file, allow_unknown, json).await,
         AwsCommand::Provider {
             org,
             thumbprint,
@@ -263,7 +221,14 @@ pub async fn run(settings: Settings, cmd: AwsCommand) -> anyhow::Result<()> {
                     let p = store
                         .principal(&Subject::Org(org.clone()))
                         .await?
-                        .with_context(|| format!("org {org} does not exist"))?;
+                        .ok_or_else(|| {
+                            usage(
+                                "--org",
+                                format!(
+                                    "org {org} does not exist: create it with `nomos-issuer org create {org}`"
+                                ),
+                            )
+                        })?;
                     p.policy.audiences.iter().map(|a| a.to_string()).collect()
                 }
                 _ => vec![Audience::sts().to_string()],
@@ -335,8 +300,149 @@ async fn store_issuer(settings: &Settings, store: Option<&dyn Store>) -> anyhow:
     Ok(issuer.url)
 }
 
-/// Every subject's session claims, when the store is reachable.
-async fn known_claims(settings: &Settings) -> Option<Vec<(Subject, SessionClaims)>> {
-    let store = open_store(settings, false).await.ok()?;
-    store.session_claims_all().await.ok()
+/// An org (and agent) a command names must exist, unless `--allow-unknown`.
+async fn check_known(
+    store: &dyn Store,
+    org: &OrgId,
+    agent: Option<&AgentId>,
+) -> anyhow::Result<()> {
+    const AHEAD: &str = "or pass --allow-unknown to write a policy ahead of time";
+    if store.org(org).await?.is_none() {
+        return Err(usage(
+            "--org",
+            format!(
+                "org {org} does not exist: create it with `nomos-issuer org create {org}`, {AHEAD}"
+            ),
+        ));
+    }
+    if let Some(a) = agent {
+        if store.agent(org, a).await?.is_none() {
+            return Err(usage(
+                "--agent",
+                format!(
+                    "agent {a} of org {org} does not exist: create it with `nomos-issuer agent create {org} {a}`, {AHEAD}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `aws lint FILE`.
+async fn lint_file(
+    settings: &Settings,
+    file: &Path,
+    allow_unknown: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| usage("FILE", format!("{} is not JSON: {e}", file.display())))?;
+    // The issuer: --issuer, else the provider the policy's principal names. A
+    // guessed http://<listen> would only report "another provider".
+    let (issuer, from) = if settings.issuer_follows_listen {
+        let issuer = issuer_of_policy(&doc).map_err(|why| {
+            usage(
+                "issuer",
+                format!(
+                    "cannot tell which issuer {} is for: {why}. Pass --issuer with the issuer URL the policy is for",
+                    file.display()
+                ),
+            )
+        })?;
+        (issuer, "the policy's principal")
+    } else {
+        (settings.issuer.clone(), "the configuration")
+    };
+    let mut notes = Vec::new();
+    // What the store knows: every subject's claims, when it is reachable and
+    // serves this issuer.
+    let store: Result<Arc<dyn Store>, anyhow::Error> = open_store(settings, false).await;
+    let known = match &store {
+        Ok(store) => {
+            let record = store.served_issuer().await.ok().flatten();
+            match record {
+                Some(r) if host_path(&r.issuer) != host_path(&issuer) => {
+                    notes.push(format!(
+                        "the policy is for {issuer}, but this store was last served under {}: whether its orgs and agents exist, and their session tags, were not checked",
+                        r.issuer
+                    ));
+                    None
+                }
+                _ => Some(store.session_claims_all().await),
+            }
+        }
+        Err(_) => None,
+    };
+    let unreachable = match (&store, &known) {
+        (Err(e), _) => Some(format!("{e:#}")),
+        (Ok(_), Some(Err(e))) => Some(e.to_string()),
+        _ => None,
+    };
+    let known = known.and_then(Result::ok);
+    let lookup = |org: &OrgId, agent: Option<&str>| -> Known {
+        let Some(all) = &known else {
+            return Known::Unchecked;
+        };
+        let subject = match agent.map(AgentId::parse) {
+            Some(Ok(a)) => Subject::Agent(org.clone(), a),
+            Some(Err(_)) => return Known::Unchecked,
+            None => Subject::Org(org.clone()),
+        };
+        match all.iter().find(|(s, _)| *s == subject) {
+            Some((_, c)) => Known::Claims(c.clone()),
+            None if allow_unknown => Known::Unchecked,
+            None => Known::Missing,
+        }
+    };
+    let findings = lint(&doc, &issuer, &lookup);
+    if let (Some(why), true) = (&unreachable, allow_unknown) {
+        notes.push(format!(
+            "the store is not reachable ({why}): session-tag checks against the issuer's configuration were skipped"
+        ));
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings.len() - errors;
+    if json {
+        super::print_json(&json!({
+            "file": file,
+            "issuer": issuer,
+            "issuer_from": from,
+            "errors": errors,
+            "warnings": warnings,
+            "findings": findings.iter().map(|f| json!({
+                "severity": match f.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                },
+                "statement": f.statement,
+                "message": f.message,
+                "fix": f.fix,
+            })).collect::<Vec<_>>(),
+            "notes": notes,
+        }));
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if errors > 0 {
+        bail!("{errors} error(s), {warnings} warning(s) for {issuer} (from {from})");
+    }
+    if let (Some(why), false) = (&unreachable, allow_unknown) {
+        bail!(
+            "cannot check that the orgs and agents the policy admits exist: the store is not reachable ({why}); pass --allow-unknown to lint without the store"
+        );
+    }
+    if !json {
+        println!("ok: no errors ({warnings} warning(s)) for {issuer} (from {from})");
+    }
+    Ok(())
 }

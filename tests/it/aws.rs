@@ -39,6 +39,8 @@ fn trust_policy(dir: &Path, issuer: &str, extra: &[&str], format: &str) -> Strin
         ACCOUNT,
         "--format",
         format,
+        // Policies for orgs this test's store does not hold.
+        "--allow-unknown",
     ];
     args.extend_from_slice(extra);
     let o = run(dir, &args, &[]);
@@ -220,7 +222,14 @@ fn generated_policies_admit_exactly_the_intended_subject() {
         // The generated policy passes our own lint.
         let o = run(
             dir.path(),
-            &["--issuer", ISSUER, "aws", "lint", file.to_str().unwrap()],
+            &[
+                "--issuer",
+                ISSUER,
+                "aws",
+                "lint",
+                "--allow-unknown",
+                file.to_str().unwrap(),
+            ],
             &[],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
@@ -1520,14 +1529,18 @@ fn lint_infers_the_issuer_from_the_principal() {
     };
     let ours = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/id.example.com/orgs/acme");
     std::fs::write(d.join("p.json"), policy(json!(ours)).to_string()).unwrap();
-    let o = run(d, &["aws", "lint", "p.json"], &[]);
+    let o = run(d, &["aws", "lint", "--allow-unknown", "p.json"], &[]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", stderr(&o));
     assert!(
         out.contains("for https://id.example.com/orgs/acme (from the policy's principal)"),
         "{out}"
     );
-    let json = json_out(&run(d, &["aws", "lint", "--json", "p.json"], &[]));
+    let json = json_out(&run(
+        d,
+        &["aws", "lint", "--allow-unknown", "--json", "p.json"],
+        &[],
+    ));
     assert_eq!(json["issuer"], "https://id.example.com/orgs/acme");
     assert_eq!(json["errors"], 0);
     for (name, federated, why) in [
@@ -1542,7 +1555,7 @@ fn lint_infers_the_issuer_from_the_principal() {
         ),
     ] {
         std::fs::write(d.join(name), policy(federated).to_string()).unwrap();
-        let o = run(d, &["aws", "lint", name], &[]);
+        let o = run(d, &["aws", "lint", "--allow-unknown", name], &[]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
         assert!(
@@ -1721,12 +1734,15 @@ async fn an_unknown_ca_points_to_ca_file() {
 }
 
 /// `aws trust-policy`, `aws provider` and `aws lint`: invalid input exits 2
-/// naming the flag.
+/// naming the flag; an org or agent the store does not know is an error unless
+/// --allow-unknown.
 #[test]
-fn aws_commands_refuse_invalid_input() {
+fn aws_commands_refuse_invalid_input_and_unknown_subjects() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let env = [("NOMOS_ISSUER_ISSUER", ISSUER)];
+    json_out(&run(d, &["org", "create", "acme", "--json"], &env));
+    json_out(&run(d, &["agent", "create", "acme", "a", "--json"], &env));
     let tp = ["aws", "trust-policy", "--account"];
     for (args, words) in [
         (
@@ -1769,6 +1785,24 @@ fn aws_commands_refuse_invalid_input() {
             vec![ACCOUNT, "--org", "acme", "--agent", "a", "--format", "yaml"],
             vec!["--format", "yaml"],
         ),
+        (
+            vec![ACCOUNT, "--org", "ghost", "--any-agent"],
+            vec![
+                "--org",
+                "org ghost does not exist",
+                "nomos-issuer org create ghost",
+                "--allow-unknown",
+            ],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "ghost"],
+            vec![
+                "--agent",
+                "agent ghost of org acme does not exist",
+                "nomos-issuer agent create acme ghost",
+                "--allow-unknown",
+            ],
+        ),
     ] {
         let o = run(d, &[&tp[..], &args].concat(), &env);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -1777,6 +1811,49 @@ fn aws_commands_refuse_invalid_input() {
         }
         assert!(o.stdout.is_empty(), "{args:?}: no policy is printed");
     }
+    // Written ahead of time, explicitly; and for a known agent.
+    for args in [
+        vec![ACCOUNT, "--org", "ghost", "--any-agent", "--allow-unknown"],
+        vec![
+            ACCOUNT,
+            "--org",
+            "acme",
+            "--agent",
+            "ghost",
+            "--allow-unknown",
+        ],
+        vec![ACCOUNT, "--org", "acme", "--agent", "a", "--json"],
+    ] {
+        let o = run(d, &[&tp[..], &args].concat(), &env);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let _: Value = serde_json::from_slice(&o.stdout).unwrap();
+    }
+    let o = run(d, &["aws", "provider", "--org", "ghost"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--org") && stderr(&o).contains("org ghost does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    // lint: a policy for an agent the issuer does not have.
+    let hp = "id.example.com/orgs/acme";
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{hp}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{hp}:aud"): "sts.amazonaws.com",
+            format!("{hp}:sub"): "org/acme/agent/ghost"}}}]});
+    std::fs::write(d.join("p.json"), policy.to_string()).unwrap();
+    let o = run(d, &["aws", "lint", "p.json"], &env);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the policy admits \"org/acme/agent/ghost\", but this issuer has no agent ghost in org acme")
+            && out.contains("nomos-issuer agent create acme ghost")
+            && out.contains("--allow-unknown"),
+        "{out}"
+    );
+    let o = run(d, &["aws", "lint", "--allow-unknown", "p.json"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let o = run(d, &["aws", "lint", "missing.json"], &env);
     assert_eq!(o.status.code(), Some(1));
     std::fs::write(d.join("bad.json"), "{").unwrap();
