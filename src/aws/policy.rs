@@ -223,12 +223,28 @@ pub fn to_hcl(v: &Value, indent: usize) -> String {
         }
         Value::Object(m) if m.is_empty() => "{}".into(),
         Value::Object(m) => {
-            let width = m.keys().map(|k| hcl_key(k).len()).max().unwrap_or(0);
-            let inner: Vec<String> = m
+            // `terraform fmt` aligns the `=` of consecutive one-line
+            // attributes; an attribute whose value spans lines stands alone
+            // and ends the run.
+            let items: Vec<(String, String)> = m
                 .iter()
-                .map(|(k, v)| format!("{pad}{:<width$} = {}\n", hcl_key(k), to_hcl(v, indent + 1)))
+                .map(|(k, v)| (hcl_key(k), to_hcl(v, indent + 1)))
                 .collect();
-            format!("{{\n{}{end}}}", inner.concat())
+            let mut out = String::from("{\n");
+            for run in items.chunk_by(|a, b| !a.1.contains('\n') && !b.1.contains('\n')) {
+                let width = run
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                for (k, v) in run {
+                    let width = if v.contains('\n') { 0 } else { width };
+                    out.push_str(&format!("{pad}{k:<width$} = {v}\n"));
+                }
+            }
+            out.push_str(&end);
+            out.push('}');
+            out
         }
     }
 }
@@ -317,9 +333,12 @@ mod tests {
         assert_eq!(hcl_key("Version"), "Version");
         assert_eq!(hcl_key("id.example.com:aud"), "\"id.example.com:aud\"");
         let h = to_hcl(&json!({"A": [1, "x"], "b:c": {}}), 0);
+        // A multi-line value stands alone; one-line values align in runs.
+        assert_eq!(h, "{\n  A = [\n    1,\n    \"x\",\n  ]\n  \"b:c\" = {}\n}");
+        let h = to_hcl(&json!({"a": 1, "bbb": 2, "c": [1], "dd": 3}), 0);
         assert_eq!(
             h,
-            "{\n  A     = [\n    1,\n    \"x\",\n  ]\n  \"b:c\" = {}\n}"
+            "{\n  a   = 1\n  bbb = 2\n  c = [\n    1,\n  ]\n  dd = 3\n}"
         );
     }
 }

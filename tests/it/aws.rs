@@ -305,6 +305,20 @@ fn the_cli_terraform_equals_the_module_and_the_json() {
             .trim_end_matches(" {")
             .trim_end_matches('"')
             .to_owned();
+        // What the user's own `terraform fmt -check` says of it.
+        let tf = dir.path().join("trust.tf");
+        std::fs::write(&tf, &hcl).unwrap();
+        let fmt = Command::new("terraform")
+            .args(["fmt", "-check", "-diff"])
+            .arg(&tf)
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("terraform is installed");
+        assert!(
+            fmt.status.success(),
+            "{args:?}: terraform fmt -check:\n{}",
+            String::from_utf8_lossy(&fmt.stdout)
+        );
         let from_cli_hcl = terraform_output(&hcl, &name);
         assert_eq!(
             from_cli_hcl, json,
