@@ -88,6 +88,35 @@ fn provider_of_arn(arn: &str) -> Option<(&str, &str)> {
     (!url.is_empty()).then_some((account, url))
 }
 
+/// A subject of another org than the one the pattern seems to mean
+/// ([`meant_org`]) that a crossing `sub` pattern also matches, built from the
+/// pattern itself, so that the finding shows the user's own hole.
+fn crossing_example(pattern: &str) -> Option<Subject> {
+    let meant = meant_org(pattern);
+    [
+        "-other/agent/x",
+        "org/other/agent/x",
+        "org/other",
+        "other/agent/x",
+        "other",
+        "x",
+    ]
+    .iter()
+    .filter_map(|fill| {
+        let example = pattern.replace('*', fill).replace('?', "x");
+        Subject::parse(&example).ok()
+    })
+    .find(|s| Some(s.org().as_str()) != meant && glob(pattern, &s.to_string()))
+}
+
+/// The org a `sub` pattern seems to mean: `acme` in `org/acme*` or
+/// `org/acme/...`; none when its org part holds another wildcard.
+fn meant_org(pattern: &str) -> Option<&str> {
+    let org = pattern.strip_prefix("org/")?.split('/').next()?;
+    let org = org.strip_suffix('*').unwrap_or(org);
+    (!org.is_empty() && !org.contains(['*', '?'])).then_some(org)
+}
+
 /// Whether a `sub` pattern stays inside one org: it must start `org/<id>/`
 /// before any wildcard, so that it cannot match `org/<id>-other/...`.
 fn org_of_pattern(pattern: &str) -> Option<OrgId> {
@@ -151,6 +180,13 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                 fix,
             })
         };
+        // The user's own account, for the fixes that name the provider ARN.
+        let account = st
+            .federated
+            .iter()
+            .find_map(|f| provider_of_arn(f).map(|(a, _)| a))
+            .filter(|a| !a.is_empty())
+            .unwrap_or("<account>");
         // The principal must be this issuer's provider.
         if !st.other_principals.is_empty() {
             push(
@@ -160,7 +196,7 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                     st.other_principals
                 ),
                 format!(
-                    "use \"Principal\": {{\"Federated\": \"arn:aws:iam::<account>:oidc-provider/{hp}\"}}"
+                    "use \"Principal\": {{\"Federated\": \"arn:aws:iam::{account}:oidc-provider/{hp}\"}}"
                 ),
             );
         }
@@ -173,7 +209,7 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                 Severity::Error,
                 "no Federated principal".into(),
                 format!(
-                    "add \"Principal\": {{\"Federated\": \"arn:aws:iam::<account>:oidc-provider/{hp}\"}}"
+                    "add \"Principal\": {{\"Federated\": \"arn:aws:iam::{account}:oidc-provider/{hp}\"}}"
                 ),
             );
         } else if !st.federated.iter().any(ours) {
@@ -184,7 +220,7 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                     st.federated
                 ),
                 format!(
-                    "use the provider ARN ending in :oidc-provider/{hp} (register it with `nomos-issuer aws provider`)"
+                    "use \"arn:aws:iam::{account}:oidc-provider/{hp}\" (register it with `nomos-issuer aws provider`), or lint with the --issuer this policy is for"
                 ),
             );
         }
@@ -261,12 +297,24 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                 match org_of_pattern(v) {
                     None => push(
                         Severity::Error,
-                        format!(
-                            "the pattern {v:?} on {sub_key} crosses org boundaries: it also matches subjects of other orgs (org/acme* matches org/acme-evil/...)"
-                        ),
-                        format!(
-                            "use \"StringLike\": {{\"{sub_key}\": \"org/<org>/agent/*\"}}, or StringEquals with exact subjects"
-                        ),
+                        match crossing_example(v) {
+                            Some(e) => format!(
+                                "the pattern {v:?} on {sub_key} crosses org boundaries: it also matches {:?}, a subject of org {}",
+                                e.to_string(),
+                                e.org()
+                            ),
+                            None => format!(
+                                "the pattern {v:?} on {sub_key} crosses org boundaries: it also matches subjects of other orgs"
+                            ),
+                        },
+                        {
+                            let org = meant_org(v)
+                                .and_then(|o| OrgId::parse(o).ok())
+                                .map_or_else(|| "<org>".to_owned(), |o| o.to_string());
+                            format!(
+                                "use \"StringLike\": {{\"{sub_key}\": \"org/{org}/agent/*\"}} (every agent of {org}), or StringEquals with exact subjects"
+                            )
+                        },
                     ),
                     Some(org) => {
                         let canonical = format!("org/{org}/agent/*");
@@ -524,5 +572,61 @@ mod tests {
         );
         let unchecked = |_: &OrgId, _: Option<&str>| Known::Unchecked;
         assert!(lint(&doc, ISSUER, &unchecked).is_empty());
+    }
+
+    #[test]
+    fn a_crossing_pattern_is_shown_with_a_subject_it_also_matches() {
+        for (pattern, example, fix) in [
+            (
+                "org/beta*",
+                "\"org/beta-other/agent/x\", a subject of org beta-other",
+                "org/beta/agent/*",
+            ),
+            (
+                "*",
+                "\"org/other/agent/x\", a subject of org other",
+                "org/<org>/agent/*",
+            ),
+            (
+                "org/*/agent/deployer",
+                "\"org/other/agent/deployer\", a subject of org other",
+                "org/<org>/agent/*",
+            ),
+            (
+                "org/be?a/agent/*",
+                "\"org/bexa/agent/other\", a subject of org bexa",
+                "org/<org>/agent/*",
+            ),
+        ] {
+            let doc = policy(
+                json!({"StringEquals": {AUD: "sts.amazonaws.com"}, "StringLike": {SUB: pattern}}),
+                json!("sts:AssumeRoleWithWebIdentity"),
+            );
+            let f = lint(&doc, ISSUER, &none);
+            let hit = f
+                .iter()
+                .find(|f| f.message.contains("crosses org boundaries"))
+                .unwrap_or_else(|| panic!("{pattern}: {f:?}"));
+            assert!(hit.message.contains(&format!("{pattern:?}")), "{hit:?}");
+            assert!(hit.message.contains(example), "{pattern}: {}", hit.message);
+            assert!(!hit.message.contains("acme-evil"), "{}", hit.message);
+            assert!(hit.fix.contains(fix), "{pattern}: {}", hit.fix);
+        }
+    }
+
+    #[test]
+    fn fixes_name_the_users_own_account() {
+        let mut doc = policy(
+            json!({"StringEquals": {AUD: "a", SUB: "org/acme"}}),
+            json!("sts:AssumeRoleWithWebIdentity"),
+        );
+        doc["Statement"][0]["Principal"]["Federated"] =
+            "arn:aws:iam::444455556666:oidc-provider/other.example.com".into();
+        let f = lint(&doc, ISSUER, &none);
+        assert!(
+            f[0].fix
+                .contains("arn:aws:iam::444455556666:oidc-provider/id.example.com/orgs/acme"),
+            "{f:?}"
+        );
     }
 }
