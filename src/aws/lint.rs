@@ -362,12 +362,25 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                     continue;
                 }
             };
-            for (on, action, what) in [
-                (c.tags, "sts:TagSession", "session tags"),
+            let set_claims = match agent {
+                Some(a) => format!("nomos-issuer agent set-claims {org} {a}"),
+                None => format!("nomos-issuer org set-claims {org}"),
+            };
+            // (is on, the action it needs, what tokens carry, what they lack, its flag)
+            for (on, action, what, none, flag) in [
+                (
+                    c.tags,
+                    "sts:TagSession",
+                    "session tags",
+                    "no session tags",
+                    "--session-tags",
+                ),
                 (
                     c.source_identity,
                     "sts:SetSourceIdentity",
                     "a source identity",
+                    "no source identity",
+                    "--source-identity",
                 ),
             ] {
                 match (on, allows(st, action)) {
@@ -380,8 +393,10 @@ pub fn lint(doc: &Value, issuer: &str, claims: &ClaimsLookup<'_>) -> Vec<Finding
                     ),
                     (false, true) => push(
                         Severity::Warning,
-                        format!("{action} is allowed, but the issuer sends no {what} for {who}"),
-                        format!("remove \"{action}\" from Action, or turn {what} on for {who}"),
+                        format!("{action} is allowed, but the issuer sends {none} for {who}"),
+                        format!(
+                            "remove \"{action}\" from Action, or turn it on: `{set_claims} {flag}` (set-claims replaces the whole setting: repeat the flags it keeps)"
+                        ),
                     ),
                     _ => {}
                 }
@@ -628,5 +643,34 @@ mod tests {
                 .contains("arn:aws:iam::444455556666:oidc-provider/id.example.com/orgs/acme"),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn allowed_actions_without_claims_read_as_english() {
+        let doc = policy(
+            json!({"StringEquals": {AUD: "sts.amazonaws.com", SUB: "org/acme/agent/x"}}),
+            json!([
+                "sts:AssumeRoleWithWebIdentity",
+                "sts:TagSession",
+                "sts:SetSourceIdentity"
+            ]),
+        );
+        let f = lint(&doc, ISSUER, &none);
+        let text: Vec<String> = f.iter().map(|f| f.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("the issuer sends no source identity for org/acme/agent/x")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("sends no session tags")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`nomos-issuer agent set-claims acme x --source-identity`")),
+            "{text:?}"
+        );
+        assert!(!text.iter().any(|t| t.contains("no a ")), "{text:?}");
     }
 }
