@@ -1148,7 +1148,7 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
     let o = run(
         d,
         &[
-            &["--issuer", issuer.as_str(), "aws", "check"][..],
+            &["--issuer", issuer.as_str(), "aws", "check", "--json"][..],
             &client_id,
             &["--client-secret-file", "secret"],
         ]
@@ -1156,11 +1156,17 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         &[],
     );
     nothing_received("aws check");
-    let table = String::from_utf8_lossy(&o.stdout);
-    assert!(!o.status.success(), "{table}");
+    assert!(!o.status.success());
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        table.contains("token endpoint on the issuer's origin") && table.contains(&refusal),
-        "{table}"
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "token endpoint on the issuer's origin"
+                && c["result"] == "FAIL"
+                && c["detail"] == refusal.as_str()),
+        "{report:#}"
     );
     assert!(stderr(&o).contains("token endpoint on the issuer's origin"));
     // The daemon refuses (and says why) a few times, then stops: retrying
