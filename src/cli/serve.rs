@@ -70,6 +70,13 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
     let backend = format!("{:?}", settings.backend).to_lowercase();
     let alg = settings.rotation.alg;
     let server = Server::start(settings, args.migrate).await?;
+    // The signal handlers are installed by the first poll: poll once before
+    // the address is announced, so that a SIGTERM sent as soon as it is (by a
+    // supervisor, or a test) stops the server gracefully instead of killing it.
+    let mut shutdown = std::pin::pin!(super::shutdown_signal());
+    let signalled =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
     let served = ServedIssuer {
         issuer: server.app.settings.issuer.clone(),
         dev_tls: args.dev_tls,
@@ -89,7 +96,9 @@ pub async fn run(mut settings: Settings, args: ServeArgs) -> anyhow::Result<()> 
         tls = server.app.settings.tls.is_some(),
         "nomos-issuer listening"
     );
-    super::shutdown_signal().await;
+    if !signalled {
+        shutdown.await;
+    }
     tracing::info!("shutting down: draining requests and flushing the audit");
     server.stop().await?;
     tracing::info!("stopped");

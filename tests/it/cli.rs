@@ -490,3 +490,16 @@ async fn token_mint_uses_the_served_issuer_and_refuses_another() {
         "the refusal minted nothing"
     );
 }
+
+/// A SIGTERM sent as soon as serve says it listens stops it gracefully: the
+/// signal handlers are in place before the address is announced.
+#[tokio::test]
+async fn sigterm_right_after_listening_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..10 {
+        let serve = Serve::start(dir.path(), &[], &[]).unwrap();
+        let (status, log) = serve.terminate();
+        assert!(status.success(), "{status}: {log}");
+        assert!(log.contains("stopped"), "{log}");
+    }
+}
