@@ -1158,16 +1158,9 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
     nothing_received("aws check");
     assert!(!o.status.success());
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["check"] == "token endpoint on the issuer's origin"
-                && c["result"] == "FAIL"
-                && c["detail"] == refusal.as_str()),
-        "{report:#}"
-    );
+    let row = check_row(&report, "token endpoint on the issuer's origin");
+    assert_eq!(row["result"], "FAIL");
+    assert_eq!(row["detail"], refusal.as_str());
     assert!(stderr(&o).contains("token endpoint on the issuer's origin"));
     // The daemon refuses (and says why) a few times, then stops: retrying
     // does not make discovery name another token endpoint.
@@ -1296,15 +1289,10 @@ async fn aws_and_workload_commands_print_json() {
     assert_eq!(code, Some(1), "an http issuer fails the URL rule: {v}");
     assert_eq!(v["passed"], false);
     assert_eq!(v["issuer"], issuer.as_str());
+    let row = check_row(&v, "token minted");
     assert!(
-        v["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["check"] == "token minted"
-                && c["result"] == "pass"
-                && c["sts_error"].is_null()),
-        "{v:#}"
+        row["result"] == "pass" && row["sts_error"].is_null(),
+        "{row}"
     );
     let (code, v) = cli(&["aws", "provider", "--json"]);
     assert_eq!(code, Some(0));
@@ -1428,13 +1416,11 @@ async fn with_dev_tls_every_command_uses_the_served_https_issuer() {
         "token minted",
         "iss equals the provider URL",
     ] {
-        let row = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["check"] == check)
-            .unwrap_or_else(|| panic!("{check}: {report:#}"));
-        assert_eq!(row["result"], "pass", "{check}: {report:#}");
+        assert_eq!(
+            check_row(&report, check)["result"],
+            "pass",
+            "{check}: {report:#}"
+        );
     }
 
     let provider = json_out(&run(d, &["aws", "provider", "--json"], &[]));
@@ -1490,17 +1476,7 @@ async fn clients_say_when_discovery_names_another_issuer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
-    let client = ["--client-id", "org/acme", "--client-secret-file", "secret"];
-    let o = run(
-        d,
-        &[
-            &["--issuer", base.as_str(), "token", "fetch"][..],
-            &client,
-            &["--out", "tok"],
-        ]
-        .concat(),
-        &[],
-    );
+    let o = helper_with_secret(d, &base, "fetch", "tok");
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -1513,19 +1489,13 @@ async fn clients_say_when_discovery_names_another_issuer() {
         d,
         &[
             &["--issuer", base.as_str(), "aws", "check", "--json"][..],
-            &client,
+            &["--client-id", "org/acme", "--client-secret-file", "secret"],
         ]
         .concat(),
         &[],
     );
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let row = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["check"] == "discovery issuer equals the URL")
-        .unwrap()
-        .clone();
+    let row = check_row(&report, "discovery issuer equals the URL");
     assert_eq!(row["result"], "FAIL");
     assert_eq!(
         row["detail"],
@@ -1670,22 +1640,7 @@ fn token_fetch_names_a_missing_out_directory() {
     let d = dir.path();
     std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
     for cmd in ["fetch", "watch"] {
-        let o = run(
-            d,
-            &[
-                "--issuer",
-                "http://127.0.0.1:1",
-                "token",
-                cmd,
-                "--client-id",
-                "org/acme",
-                "--client-secret-file",
-                "secret",
-                "--out",
-                "missing/dir/token",
-            ],
-            &[],
-        );
+        let o = helper_with_secret(d, "http://127.0.0.1:1", cmd, "missing/dir/token");
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
         assert!(
@@ -1706,22 +1661,7 @@ async fn an_unknown_ca_points_to_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
-    let o = run(
-        d,
-        &[
-            "--issuer",
-            &issuer,
-            "token",
-            "fetch",
-            "--client-id",
-            "org/acme",
-            "--client-secret-file",
-            "secret",
-            "--out",
-            "tok",
-        ],
-        &[],
-    );
+    let o = helper_with_secret(d, &issuer, "fetch", "tok");
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -1732,13 +1672,7 @@ async fn an_unknown_ca_points_to_ca_file() {
     );
     let o = run(d, &["--issuer", &issuer, "aws", "check", "--json"], &[]);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let tls = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["check"] == "TLS chain verifies")
-        .unwrap()
-        .clone();
+    let tls = check_row(&report, "TLS chain verifies");
     assert_eq!(tls["result"], "FAIL");
     assert!(
         tls["detail"].as_str().unwrap().contains("pass --ca-file"),
@@ -1887,4 +1821,34 @@ fn aws_commands_refuse_invalid_input_and_unknown_subjects() {
     let o = run(d, &["aws", "provider", "--org", "Acme"], &env);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--org"), "{}", stderr(&o));
+}
+
+/// The row of one check in `aws check --json` output.
+fn check_row<'a>(report: &'a Value, check: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == check)
+        .unwrap_or_else(|| panic!("no row {check:?}: {report:#}"))
+}
+
+/// `token fetch|watch` for org/acme with the client secret in `secret`, run to its end.
+fn helper_with_secret(d: &Path, issuer: &str, cmd: &str, out: &str) -> std::process::Output {
+    run(
+        d,
+        &[
+            "--issuer",
+            issuer,
+            "token",
+            cmd,
+            "--client-id",
+            "org/acme",
+            "--client-secret-file",
+            "secret",
+            "--out",
+            out,
+        ],
+        &[],
+    )
 }
