@@ -22,19 +22,31 @@ pub struct Provider {
 #[error("{0}")]
 pub struct PolicyError(pub String);
 
+/// Checks an AWS account id: 12 digits.
+pub fn check_account(account: &str) -> Result<(), PolicyError> {
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PolicyError(format!(
+            "AWS account id {account:?} must be 12 digits"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an AWS partition: `aws`, `aws-cn` or `aws-us-gov`.
+pub fn check_partition(partition: &str) -> Result<(), PolicyError> {
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(PolicyError(format!(
+            "partition {partition:?} must be aws, aws-cn or aws-us-gov"
+        )));
+    }
+    Ok(())
+}
+
 impl Provider {
     /// Checks the account id and partition.
     pub fn new(issuer: &str, account: &str, partition: &str) -> Result<Self, PolicyError> {
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(PolicyError(format!(
-                "AWS account id {account:?} must be 12 digits"
-            )));
-        }
-        if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
-            return Err(PolicyError(format!(
-                "partition {partition:?} must be aws, aws-cn or aws-us-gov"
-            )));
-        }
+        check_account(account)?;
+        check_partition(partition)?;
         Ok(Provider {
             issuer: issuer.to_owned(),
             account: account.to_owned(),
@@ -211,12 +223,28 @@ pub fn to_hcl(v: &Value, indent: usize) -> String {
         }
         Value::Object(m) if m.is_empty() => "{}".into(),
         Value::Object(m) => {
-            let width = m.keys().map(|k| hcl_key(k).len()).max().unwrap_or(0);
-            let inner: Vec<String> = m
+            // `terraform fmt` aligns the `=` of consecutive one-line
+            // attributes; an attribute whose value spans lines stands alone
+            // and ends the run.
+            let items: Vec<(String, String)> = m
                 .iter()
-                .map(|(k, v)| format!("{pad}{:<width$} = {}\n", hcl_key(k), to_hcl(v, indent + 1)))
+                .map(|(k, v)| (hcl_key(k), to_hcl(v, indent + 1)))
                 .collect();
-            format!("{{\n{}{end}}}", inner.concat())
+            let mut out = String::from("{\n");
+            for run in items.chunk_by(|a, b| !a.1.contains('\n') && !b.1.contains('\n')) {
+                let width = run
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                for (k, v) in run {
+                    let width = if v.contains('\n') { 0 } else { width };
+                    out.push_str(&format!("{pad}{k:<width$} = {v}\n"));
+                }
+            }
+            out.push_str(&end);
+            out.push('}');
+            out
         }
     }
 }
@@ -305,9 +333,12 @@ mod tests {
         assert_eq!(hcl_key("Version"), "Version");
         assert_eq!(hcl_key("id.example.com:aud"), "\"id.example.com:aud\"");
         let h = to_hcl(&json!({"A": [1, "x"], "b:c": {}}), 0);
+        // A multi-line value stands alone; one-line values align in runs.
+        assert_eq!(h, "{\n  A = [\n    1,\n    \"x\",\n  ]\n  \"b:c\" = {}\n}");
+        let h = to_hcl(&json!({"a": 1, "bbb": 2, "c": [1], "dd": 3}), 0);
         assert_eq!(
             h,
-            "{\n  A     = [\n    1,\n    \"x\",\n  ]\n  \"b:c\" = {}\n}"
+            "{\n  a   = 1\n  bbb = 2\n  c = [\n    1,\n  ]\n  dd = 3\n}"
         );
     }
 }

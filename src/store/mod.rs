@@ -318,10 +318,31 @@ pub trait ReplayGuard: Send + Sync {
     async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError>;
 }
 
+/// The issuer `serve` last served under, so that local minting agrees with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedIssuer {
+    /// The issuer URL (the `iss` of its tokens).
+    pub issuer: String,
+    /// Whether it was `serve --dev-tls`.
+    pub dev_tls: bool,
+    /// When `serve` started, Unix seconds.
+    pub served_at: i64,
+}
+
+/// Records the issuer `serve` serves under.
+#[async_trait]
+pub trait IssuerRecord: Send + Sync {
+    /// Replaces the record: `serve` calls it when it starts.
+    async fn record_served_issuer(&self, served: &ServedIssuer) -> Result<(), StoreError>;
+
+    /// The record, if the store was ever served.
+    async fn served_issuer(&self) -> Result<Option<ServedIssuer>, StoreError>;
+}
+
 /// A complete store.
 #[async_trait]
 pub trait Store:
-    KeyStore + PrincipalStore + AuditLog + DecisionLog + ReplayGuard + AdminTokens
+    KeyStore + PrincipalStore + AuditLog + DecisionLog + ReplayGuard + AdminTokens + IssuerRecord
 {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> Backend;

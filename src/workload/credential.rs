@@ -167,6 +167,15 @@ impl ClientCredential {
     }
 }
 
+/// What to do about a TLS failure, when its text names one worth a hint: a
+/// certificate from a CA this machine does not trust (rustls `UnknownIssuer`).
+pub fn tls_hint(error_text: &str) -> Option<&'static str> {
+    error_text.contains("UnknownIssuer").then_some(
+        "the issuer's TLS certificate is signed by a CA this machine does not trust: \
+         pass --ca-file with that CA's PEM certificate (for `serve --dev-tls`: keys/dev-ca.pem)",
+    )
+}
+
 /// Adds the PEM certificates of `ca_file` (a private CA) to a client's trusted roots.
 pub fn trust_ca_file(
     builder: reqwest::ClientBuilder,

@@ -36,16 +36,9 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// A failed request, with its causes: reqwest's own message names only
-    /// the URL, and a refused redirect says why in its cause.
+    /// A failed request, with its causes (see [`request_error_text`]).
     pub fn transport(e: reqwest::Error) -> Self {
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            text.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        FetchError::Transport(text)
+        FetchError::Transport(request_error_text(&e))
     }
 
     /// Whether trying again later may help.
@@ -56,6 +49,22 @@ impl FetchError {
             FetchError::Target(_) => false,
         }
     }
+}
+
+/// A failed request as text, with its causes: reqwest's own message names
+/// only the URL, and a refused redirect says why in its cause. A TLS failure
+/// worth a hint gets it ([`tls_hint`]).
+pub fn request_error_text(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    if let Some(hint) = tls_hint(&text) {
+        text.push_str(&format!("; {hint}"));
+    }
+    text
 }
 
 /// Requests a token with the client-credentials grant from a token endpoint that

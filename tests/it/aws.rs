@@ -39,6 +39,8 @@ fn trust_policy(dir: &Path, issuer: &str, extra: &[&str], format: &str) -> Strin
         ACCOUNT,
         "--format",
         format,
+        // Policies for orgs this test's store does not hold.
+        "--allow-unknown",
     ];
     args.extend_from_slice(extra);
     let o = run(dir, &args, &[]);
@@ -220,7 +222,14 @@ fn generated_policies_admit_exactly_the_intended_subject() {
         // The generated policy passes our own lint.
         let o = run(
             dir.path(),
-            &["--issuer", ISSUER, "aws", "lint", file.to_str().unwrap()],
+            &[
+                "--issuer",
+                ISSUER,
+                "aws",
+                "lint",
+                "--allow-unknown",
+                file.to_str().unwrap(),
+            ],
             &[],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
@@ -296,6 +305,20 @@ fn the_cli_terraform_equals_the_module_and_the_json() {
             .trim_end_matches(" {")
             .trim_end_matches('"')
             .to_owned();
+        // What the user's own `terraform fmt -check` says of it.
+        let tf = dir.path().join("trust.tf");
+        std::fs::write(&tf, &hcl).unwrap();
+        let fmt = Command::new("terraform")
+            .args(["fmt", "-check", "-diff"])
+            .arg(&tf)
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("terraform is installed");
+        assert!(
+            fmt.status.success(),
+            "{args:?}: terraform fmt -check:\n{}",
+            String::from_utf8_lossy(&fmt.stdout)
+        );
         let from_cli_hcl = terraform_output(&hcl, &name);
         assert_eq!(
             from_cli_hcl, json,
@@ -582,6 +605,7 @@ fn check_args(dir: &Path, pki: &Pki) -> CheckArgs {
         audience: "sts.amazonaws.com".into(),
         policy: None,
         ca_file: Some(ca),
+        json: false,
     }
 }
 
@@ -1124,7 +1148,7 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
     let o = run(
         d,
         &[
-            &["--issuer", issuer.as_str(), "aws", "check"][..],
+            &["--issuer", issuer.as_str(), "aws", "check", "--json"][..],
             &client_id,
             &["--client-secret-file", "secret"],
         ]
@@ -1132,14 +1156,14 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         &[],
     );
     nothing_received("aws check");
-    let table = String::from_utf8_lossy(&o.stdout);
-    assert!(!o.status.success(), "{table}");
-    assert!(
-        table.contains("token endpoint on the issuer's origin") && table.contains(&refusal),
-        "{table}"
-    );
+    assert!(!o.status.success());
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = check_row(&report, "token endpoint on the issuer's origin");
+    assert_eq!(row["result"], "FAIL");
+    assert_eq!(row["detail"], refusal.as_str());
     assert!(stderr(&o).contains("token endpoint on the issuer's origin"));
-    // The daemon keeps refusing (and says why) until it is stopped.
+    // The daemon refuses (and says why) a few times, then stops: retrying
+    // does not make discovery name another token endpoint.
     let watch = Command::new(bin())
         .current_dir(d)
         .args(
@@ -1154,15 +1178,14 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    Command::new("kill")
-        .args(["-TERM", &watch.id().to_string()])
-        .status()
-        .unwrap();
-    let out = watch.wait_with_output().unwrap();
+    let out = wait_for_exit(watch, Duration::from_secs(20));
     let log = String::from_utf8_lossy(&out.stderr);
     nothing_received("token watch");
-    assert!(out.status.success(), "SIGTERM is a clean exit: {log}");
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("3 failures in a row that retrying does not fix"),
+        "{log}"
+    );
     assert!(
         log.contains("token_endpoint") && log.contains("on another origin"),
         "{log}"
@@ -1228,4 +1251,604 @@ async fn workload_clients_send_credentials_only_to_the_issuers_origin() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Every AWS and workload command that prints a result prints JSON with --json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_and_workload_commands_print_json() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    create_org(app.store().as_ref(), "acme").await;
+    let secret = create_agent(app.store().as_ref(), "acme", "deployer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), &secret).unwrap();
+    let issuer = app.issuer();
+    let env = [("NOMOS_ISSUER_DATABASE_URL", app.db.url.as_str())];
+    let cli = |args: &[&str]| {
+        let o = run(
+            d,
+            &[&["--issuer", issuer.as_str()][..], args].concat(),
+            &env,
+        );
+        let v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stderr(&o)));
+        (o.status.code(), v)
+    };
+    let client = [
+        "--client-id",
+        "org/acme/agent/deployer",
+        "--client-secret-file",
+        "secret",
+    ];
+    let (code, v) = cli(&[&["token", "fetch", "--out", "tok", "--json"][..], &client].concat());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["token_file"], d.join("tok").to_str().unwrap());
+    assert_eq!(v["role_session_name"], "org.acme.agent.deployer");
+    assert!(v["expires_in"].as_u64().unwrap() > 0);
+    let (code, v) = cli(&[&["aws", "check", "--json"][..], &client].concat());
+    assert_eq!(code, Some(1), "an http issuer fails the URL rule: {v}");
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["issuer"], issuer.as_str());
+    let row = check_row(&v, "token minted");
+    assert!(
+        row["result"] == "pass" && row["sts_error"].is_null(),
+        "{row}"
+    );
+    let (code, v) = cli(&["aws", "provider", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["Url"], issuer.as_str());
+    let (code, policy) = cli(&[
+        "aws",
+        "trust-policy",
+        "--account",
+        ACCOUNT,
+        "--org",
+        "acme",
+        "--agent",
+        "deployer",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0));
+    std::fs::write(d.join("trust.json"), policy.to_string()).unwrap();
+    let (code, v) = cli(&["aws", "lint", "--json", "trust.json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["findings"], json!([]));
+    let mut loose = policy.clone();
+    loose["Statement"][0]["Condition"] = json!({});
+    std::fs::write(d.join("loose.json"), loose.to_string()).unwrap();
+    let (code, v) = cli(&["aws", "lint", "--json", "loose.json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["errors"], 2, "{v:#}");
+    assert_eq!(v["findings"][0]["severity"], "error");
+}
+
+/// The quick start over `serve --dev-tls`: `token mint`, `token fetch`, `aws
+/// check`, `aws provider` and `aws trust-policy` all use the https issuer that
+/// serve serves, and the network clients trust keys/dev-ca.pem, with no
+/// --issuer and no --ca-file (only --listen, for the port that port 0 chose).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dev_tls_every_command_uses_the_served_https_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let agent = json_out(&run(
+        d,
+        &["agent", "create", "acme", "deployer", "--json"],
+        &[],
+    ));
+    std::fs::write(d.join("secret"), agent["client_secret"].as_str().unwrap()).unwrap();
+    let serve = Serve::start(d, &["--dev-tls"], &[]).unwrap();
+    let base = serve.base.clone();
+    assert!(base.starts_with("https://"), "{base}");
+    let listen = base.trim_start_matches("https://").to_owned();
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(d.join("keys/dev-ca.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let discovery: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], base.as_str());
+
+    let minted = json_out(&run(
+        d,
+        &["token", "mint", "acme", "deployer", "--json"],
+        &[],
+    ));
+    assert_eq!(
+        claims(minted["access_token"].as_str().unwrap())["iss"],
+        base.as_str(),
+        "token mint uses the issuer serve serves"
+    );
+
+    let client = [
+        "--client-id",
+        "org/acme/agent/deployer",
+        "--client-secret-file",
+        "secret",
+    ];
+    let o = run(
+        d,
+        &[
+            &["--listen", listen.as_str(), "token", "fetch"][..],
+            &client,
+            &["--out", "tok", "--json"],
+        ]
+        .concat(),
+        &[],
+    );
+    let fetched = json_out(&o);
+    assert!(
+        stderr(&o).contains(&format!(
+            "using {base} (https because serve --dev-tls made keys/dev-ca.pem here)"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fetched["role_session_name"], "org.acme.agent.deployer");
+    let token = std::fs::read_to_string(d.join("tok")).unwrap();
+    assert_eq!(claims(&token)["iss"], base.as_str());
+
+    let o = run(
+        d,
+        &[
+            &["--listen", listen.as_str(), "aws", "check", "--json"][..],
+            &client,
+        ]
+        .concat(),
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", stderr(&o));
+    });
+    assert_eq!(report["issuer"], base.as_str());
+    for check in [
+        "TLS chain verifies",
+        "discovery issuer equals the URL",
+        "token minted",
+        "iss equals the provider URL",
+    ] {
+        assert_eq!(
+            check_row(&report, check)["result"],
+            "pass",
+            "{check}: {report:#}"
+        );
+    }
+
+    let provider = json_out(&run(d, &["aws", "provider", "--json"], &[]));
+    assert_eq!(provider["Url"], base.as_str());
+    let policy = json_out(&run(
+        d,
+        &[
+            "aws",
+            "trust-policy",
+            "--account",
+            ACCOUNT,
+            "--org",
+            "acme",
+            "--agent",
+            "deployer",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        policy["Statement"][0]["Principal"]["Federated"],
+        format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{listen}").as_str()
+    );
+    drop(serve);
+}
+
+/// `token fetch` warns, naming both, when discovery's issuer is not --issuer;
+/// `aws check` names both in its failing row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_say_when_discovery_names_another_issuer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let claimed = format!("http://localhost:{port}");
+    let discovery = json!({
+        "issuer": claimed,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "token_endpoint": format!("{base}/oauth2/token"),
+    });
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/oauth2/token",
+            axum::routing::post(|| async {
+                axum::Json(
+                    json!({"access_token": "a.b.c", "token_type": "Bearer", "expires_in": 300}),
+                )
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    let o = helper_with_secret(d, &base, "fetch", "tok");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("discovery says issuer \"{claimed}\""))
+            && err.contains(&format!("but --issuer is {base}"))
+            && err.contains(&format!("give --issuer {claimed}")),
+        "{err}"
+    );
+    let o = run(
+        d,
+        &[
+            &["--issuer", base.as_str(), "aws", "check", "--json"][..],
+            &["--client-id", "org/acme", "--client-secret-file", "secret"],
+        ]
+        .concat(),
+        &[],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = check_row(&report, "discovery issuer equals the URL");
+    assert_eq!(row["result"], "FAIL");
+    assert_eq!(
+        row["detail"],
+        format!("discovery says \"{claimed}\", but --issuer is \"{base}\"").as_str()
+    );
+}
+
+/// Without --issuer, `aws lint` reads the issuer from the policy's principal;
+/// when it cannot, its one error says to pass --issuer.
+#[test]
+fn lint_infers_the_issuer_from_the_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = |federated: Value| {
+        let hp = "id.example.com/orgs/acme";
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow",
+            "Principal": {"Federated": federated},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{hp}:aud"): "sts.amazonaws.com",
+                format!("{hp}:sub"): "org/acme/agent/a"}}}]})
+    };
+    let ours = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/id.example.com/orgs/acme");
+    std::fs::write(d.join("p.json"), policy(json!(ours)).to_string()).unwrap();
+    let o = run(d, &["aws", "lint", "--allow-unknown", "p.json"], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("for https://id.example.com/orgs/acme (from the policy's principal)"),
+        "{out}"
+    );
+    let json = json_out(&run(
+        d,
+        &["aws", "lint", "--allow-unknown", "--json", "p.json"],
+        &[],
+    ));
+    assert_eq!(json["issuer"], "https://id.example.com/orgs/acme");
+    assert_eq!(json["errors"], 0);
+    for (name, federated, why) in [
+        ("none.json", json!([]), "names an OIDC provider"),
+        (
+            "two.json",
+            json!([
+                ours,
+                format!("arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com")
+            ]),
+            "it names 2 OIDC providers",
+        ),
+    ] {
+        std::fs::write(d.join(name), policy(federated).to_string()).unwrap();
+        let o = run(d, &["aws", "lint", "--allow-unknown", name], &[]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&format!("cannot tell which issuer {name} is for"))
+                && err.contains(why)
+                && err.contains("Pass --issuer"),
+            "{name}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "one error, no findings");
+    }
+}
+
+/// `token watch` stops (exit 1) after a few refusals that retrying cannot fix,
+/// and keeps retrying an issuer it cannot reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_watch_stops_on_a_refused_credential_but_retries_an_unreachable_issuer() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    create_org(app.store().as_ref(), "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bad"), "nomos_cs_wrong").unwrap();
+    let watch = |issuer: &str| {
+        Command::new(bin())
+            .current_dir(d)
+            .args([
+                "--issuer",
+                issuer,
+                "token",
+                "watch",
+                "--client-id",
+                "org/acme",
+                "--client-secret-file",
+                "bad",
+                "--out",
+                "w.tok",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = wait_for_exit(watch(&app.issuer()), Duration::from_secs(30));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("stopped after 3 failures in a row that retrying does not fix")
+            && log.contains("invalid_client")
+            && log.contains("check --client-id and the credential file"),
+        "{log}"
+    );
+    assert!(!d.join("w.tok").exists());
+    // Unreachable: transient, retried with back-off (3 attempts within 5 s).
+    let child = watch(&format!("http://127.0.0.1:{}", free_port()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut child = child;
+    assert!(child.try_wait().unwrap().is_none(), "still retrying");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "SIGTERM is a clean exit: {log}");
+    assert!(
+        log.matches("token refresh failed").count() >= 3 && log.contains("cannot reach the issuer"),
+        "{log}"
+    );
+}
+
+/// Waits for a child to exit on its own; kills it (and fails) after `limit`.
+fn wait_for_exit(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let until = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `token fetch|watch --out` into a missing directory: exit 2, naming it,
+/// before anything is sent.
+#[test]
+fn token_fetch_names_a_missing_out_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    for cmd in ["fetch", "watch"] {
+        let o = helper_with_secret(d, "http://127.0.0.1:1", cmd, "missing/dir/token");
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("--out")
+                && err.contains("the directory missing/dir does not exist")
+                && err.contains("mkdir -p missing/dir")
+                && !err.contains("cannot reach"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+/// A certificate from a CA this machine does not trust: the error points to --ca-file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_ca_points_to_ca_file() {
+    let pki = pki();
+    let issuer = broken_issuer(&pki, "none").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("secret"), "nomos_cs_x").unwrap();
+    let o = helper_with_secret(d, &issuer, "fetch", "tok");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("UnknownIssuer")
+            && err.contains("signed by a CA this machine does not trust")
+            && err.contains("pass --ca-file"),
+        "{err}"
+    );
+    let o = run(d, &["--issuer", &issuer, "aws", "check", "--json"], &[]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tls = check_row(&report, "TLS chain verifies");
+    assert_eq!(tls["result"], "FAIL");
+    assert!(
+        tls["detail"].as_str().unwrap().contains("pass --ca-file"),
+        "{tls}"
+    );
+    let o = run(
+        d,
+        &["--issuer", &issuer, "aws", "provider", "--thumbprint"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pass --ca-file"), "{}", stderr(&o));
+}
+
+/// `aws trust-policy`, `aws provider` and `aws lint`: invalid input exits 2
+/// naming the flag; an org or agent the store does not know is an error unless
+/// --allow-unknown.
+#[test]
+fn aws_commands_refuse_invalid_input_and_unknown_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [("NOMOS_ISSUER_ISSUER", ISSUER)];
+    json_out(&run(d, &["org", "create", "acme", "--json"], &env));
+    json_out(&run(d, &["agent", "create", "acme", "a", "--json"], &env));
+    let tp = ["aws", "trust-policy", "--account"];
+    for (args, words) in [
+        (
+            vec!["1234", "--org", "acme", "--agent", "a"],
+            vec!["--account", "\"1234\" must be 12 digits"],
+        ),
+        (
+            vec![ACCOUNT, "--org", "Acme", "--agent", "a"],
+            vec!["--org", "invalid org id \"Acme\""],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "A_b"],
+            vec!["--agent", "invalid agent id"],
+        ),
+        (
+            vec![
+                ACCOUNT,
+                "--org",
+                "acme",
+                "--agent",
+                "a",
+                "--audience",
+                "a b",
+            ],
+            vec!["--audience", "invalid audience"],
+        ),
+        (
+            vec![
+                ACCOUNT,
+                "--org",
+                "acme",
+                "--agent",
+                "a",
+                "--partition",
+                "gcp",
+            ],
+            vec!["--partition", "aws, aws-cn or aws-us-gov"],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "a", "--format", "yaml"],
+            vec!["--format", "yaml"],
+        ),
+        (
+            vec![ACCOUNT, "--org", "ghost", "--any-agent"],
+            vec![
+                "--org",
+                "org ghost does not exist",
+                "nomos-issuer org create ghost",
+                "--allow-unknown",
+            ],
+        ),
+        (
+            vec![ACCOUNT, "--org", "acme", "--agent", "ghost"],
+            vec![
+                "--agent",
+                "agent ghost of org acme does not exist",
+                "nomos-issuer agent create acme ghost",
+                "--allow-unknown",
+            ],
+        ),
+    ] {
+        let o = run(d, &[&tp[..], &args].concat(), &env);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        for w in &words {
+            assert!(stderr(&o).contains(w), "{args:?}: {w}: {}", stderr(&o));
+        }
+        assert!(o.stdout.is_empty(), "{args:?}: no policy is printed");
+    }
+    // Written ahead of time, explicitly; and for a known agent.
+    for args in [
+        vec![ACCOUNT, "--org", "ghost", "--any-agent", "--allow-unknown"],
+        vec![
+            ACCOUNT,
+            "--org",
+            "acme",
+            "--agent",
+            "ghost",
+            "--allow-unknown",
+        ],
+        vec![ACCOUNT, "--org", "acme", "--agent", "a", "--json"],
+    ] {
+        let o = run(d, &[&tp[..], &args].concat(), &env);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let _: Value = serde_json::from_slice(&o.stdout).unwrap();
+    }
+    let o = run(d, &["aws", "provider", "--org", "ghost"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--org") && stderr(&o).contains("org ghost does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    // lint: a policy for an agent the issuer does not have.
+    let hp = "id.example.com/orgs/acme";
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{hp}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{hp}:aud"): "sts.amazonaws.com",
+            format!("{hp}:sub"): "org/acme/agent/ghost"}}}]});
+    std::fs::write(d.join("p.json"), policy.to_string()).unwrap();
+    let o = run(d, &["aws", "lint", "p.json"], &env);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("the policy admits \"org/acme/agent/ghost\", but this issuer has no agent ghost in org acme")
+            && out.contains("nomos-issuer agent create acme ghost")
+            && out.contains("--allow-unknown"),
+        "{out}"
+    );
+    let o = run(d, &["aws", "lint", "--allow-unknown", "p.json"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run(d, &["aws", "lint", "missing.json"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::write(d.join("bad.json"), "{").unwrap();
+    let o = run(d, &["aws", "lint", "bad.json"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.json is not JSON"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(d, &["aws", "provider", "--org", "Acme"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--org"), "{}", stderr(&o));
+}
+
+/// The row of one check in `aws check --json` output.
+fn check_row<'a>(report: &'a Value, check: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == check)
+        .unwrap_or_else(|| panic!("no row {check:?}: {report:#}"))
+}
+
+/// `token fetch|watch` for org/acme with the client secret in `secret`, run to its end.
+fn helper_with_secret(d: &Path, issuer: &str, cmd: &str, out: &str) -> std::process::Output {
+    run(
+        d,
+        &[
+            "--issuer",
+            issuer,
+            "token",
+            cmd,
+            "--client-id",
+            "org/acme",
+            "--client-secret-file",
+            "secret",
+            "--out",
+            out,
+        ],
+        &[],
+    )
 }

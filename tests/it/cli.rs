@@ -271,11 +271,17 @@ async fn token_mint_is_audited_and_bounded() {
             vec!["token", "mint", "acme", "--audience", "other"],
             "audience",
         ),
-        (vec!["token", "mint", "acme", "ghost"], "does not exist"),
+        (
+            vec!["token", "mint", "acme", "ghost"],
+            "nomos-issuer agent create acme ghost",
+        ),
         (vec!["token", "mint", "nobody"], "does not exist"),
+        (vec!["token", "mint", "Acme"], "invalid org id"),
+        (vec!["token", "mint", "acme", "a_b"], "invalid agent id"),
     ] {
+        // Invalid input: exit 2, as the README's exit codes say.
         let o = run(dir.path(), &args, &[]);
-        assert!(!o.status.success(), "{args:?}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(
@@ -483,5 +489,67 @@ async fn sigterm_under_load_loses_no_audit_row() {
             store.token(jti).await.unwrap().is_some(),
             "token {jti} was handed out without an audit row"
         );
+    }
+}
+
+/// `token mint` mints under the issuer serve last served the store under,
+/// and refuses, naming both, when it is configured with another one.
+#[tokio::test]
+async fn token_mint_uses_the_served_issuer_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json_out(&run(d, &["org", "create", "acme", "--json"], &[]));
+    let serve = Serve::start(d, &[], &[]).unwrap();
+    let base = serve.base.clone();
+    let (status, log) = serve.terminate();
+    assert!(status.success(), "{log}");
+    // Port 0 was served: the default http://127.0.0.1:8080 would be wrong.
+    let o = run(d, &["token", "mint", "acme", "--json"], &[]);
+    let minted = json_out(&o);
+    assert_eq!(
+        claims(minted["access_token"].as_str().unwrap())["iss"],
+        base.as_str()
+    );
+    let o = run(
+        d,
+        &[
+            "--issuer",
+            "https://id.example.com",
+            "token",
+            "mint",
+            "acme",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "this store was last served under the issuer {base}"
+        )) && err.contains("configured with https://id.example.com")
+            && err.contains("Give the --issuer that serve uses"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = run(d, &["--issuer", &base, "token", "mint", "acme"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = embedded_store(d).await;
+    assert_eq!(
+        store.count_tokens().await.unwrap(),
+        2,
+        "the refusal minted nothing"
+    );
+}
+
+/// A SIGTERM sent as soon as serve says it listens stops it gracefully: the
+/// signal handlers are in place before the address is announced.
+#[tokio::test]
+async fn sigterm_right_after_listening_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..10 {
+        let serve = Serve::start(dir.path(), &[], &[]).unwrap();
+        let (status, log) = serve.terminate();
+        assert!(status.success(), "{status}: {log}");
+        assert!(log.contains("stopped"), "{log}");
     }
 }

@@ -117,8 +117,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let store = nomos_issuer::store::open(&db.url).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        7,
-        "init, session claims, principal changes, admin tokens, change log order, decision records, admin token expiry"
+        8,
+        "init, session claims, principal changes, admin tokens, change log order, decision records, admin token expiry, served issuer"
     );
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
@@ -1778,4 +1778,28 @@ async fn revoked_credentials_are_told_apart_from_active_ones(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+both_backends!(the_served_issuer_is_recorded_and_replaced);
+
+/// `serve` records the issuer it serves under; a later start replaces it.
+async fn the_served_issuer_is_recorded_and_replaced(backend: Backend) {
+    use nomos_issuer::store::ServedIssuer;
+    let db = TestDb::new(backend).await;
+    let s = db.store().await;
+    assert_eq!(s.served_issuer().await.unwrap(), None);
+    let first = ServedIssuer {
+        issuer: "https://127.0.0.1:8080".into(),
+        dev_tls: true,
+        served_at: 10,
+    };
+    s.record_served_issuer(&first).await.unwrap();
+    assert_eq!(s.served_issuer().await.unwrap(), Some(first));
+    let second = ServedIssuer {
+        issuer: "https://id.example.com".into(),
+        dev_tls: false,
+        served_at: 20,
+    };
+    s.record_served_issuer(&second).await.unwrap();
+    assert_eq!(s.served_issuer().await.unwrap(), Some(second));
 }

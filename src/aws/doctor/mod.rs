@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::Value;
 
-use crate::config::Settings;
-use crate::workload::trust_ca_file;
+use crate::workload::{request_error_text, trust_ca_file};
 
 pub use report::{Outcome, Report, Row};
 pub use tls::thumbprints;
@@ -49,9 +48,13 @@ pub struct CheckArgs {
     /// A role trust policy to evaluate the token against (IAM condition semantics)
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Extra PEM CA certificates to trust (a private CA)
+    /// Extra PEM CA certificates to trust (a private CA) [default: keys/dev-ca.pem
+    /// when `serve --dev-tls` made it here]
     #[arg(long, value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Print the checks as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
@@ -65,10 +68,9 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Duration)
     let start = Instant::now();
     let r = http.get(url).send().await.map_err(|e| {
         if e.is_timeout() {
-            "no answer within 5 s".to_owned()
-        } else {
-            e.to_string()
+            return "no answer within 5 s".to_owned();
         }
+        request_error_text(&e)
     })?;
     let status = r.status();
     let v = r
@@ -114,7 +116,11 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
     report.pass_or_fail(
         "discovery issuer equals the URL",
         iss == issuer,
-        format!("{iss:?}"),
+        if iss == issuer {
+            format!("{iss:?}")
+        } else {
+            format!("discovery says {iss:?}, but --issuer is {issuer:?}")
+        },
         "InvalidIdentityToken (issuer mismatch)",
     );
     let jwks_uri = discovery["jwks_uri"]
@@ -138,10 +144,14 @@ pub async fn check(issuer: &str, args: &CheckArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// `aws check`: prints the table; fails when a check fails.
-pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
-    let report = check(&settings.issuer, &args).await?;
-    print!("{}", report.table());
+/// `aws check`: prints the table (or JSON); fails when a check fails.
+pub async fn run(issuer: &str, args: CheckArgs) -> anyhow::Result<()> {
+    let report = check(issuer, &args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json(issuer))?);
+    } else {
+        print!("{}", report.table());
+    }
     if report.failed() {
         bail!(
             "{} check(s) failed: {}",
@@ -149,6 +159,8 @@ pub async fn run(settings: &Settings, args: CheckArgs) -> anyhow::Result<()> {
             report.failures().join(", ")
         );
     }
-    println!("all checks passed");
+    if !args.json {
+        println!("all checks passed");
+    }
     Ok(())
 }

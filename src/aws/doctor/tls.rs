@@ -10,6 +10,7 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use super::report::{Outcome, Report};
 use super::{STS_TIMEOUT, client};
+use crate::workload::{request_error_text, tls_hint};
 use crate::x509::issuer_and_subject;
 
 fn roots(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
@@ -48,7 +49,10 @@ pub(super) async fn served_chain(
     let tls = tokio::time::timeout(STS_TIMEOUT, connector.connect(name, tcp))
         .await
         .context("TLS handshake timed out")?
-        .context("the TLS chain does not verify")?;
+        .map_err(|e| match tls_hint(&e.to_string()) {
+            Some(hint) => anyhow::anyhow!("the TLS chain does not verify: {e}; {hint}"),
+            None => anyhow::anyhow!("the TLS chain does not verify: {e}"),
+        })?;
     let (_, conn) = tls.get_ref();
     Ok(conn
         .peer_certificates()
@@ -74,8 +78,9 @@ pub async fn thumbprints(issuer: &str, ca_file: Option<&Path>) -> anyhow::Result
     let discovery: Value = http
         .get(format!("{issuer}/.well-known/openid-configuration"))
         .send()
-        .await?
-        .error_for_status()?
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| anyhow::anyhow!(request_error_text(&e)))?
         .json()
         .await?;
     let jwks_uri = discovery["jwks_uri"]

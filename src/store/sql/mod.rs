@@ -7,6 +7,7 @@
 mod admin_tokens;
 mod audit;
 mod decisions;
+mod issuer_record;
 mod keys;
 mod migrate;
 mod page;
