@@ -92,7 +92,12 @@ fn the_two_commands_stay_at_the_top() {
         "nomos-issuer, not cargo run"
     );
     assert!(
-        text.contains("--dev-tls") && text.contains("switches the\ndefault issuer to https"),
+        text.contains("--dev-tls")
+            && text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains("switches the default issuer to https"),
         "the README says --dev-tls switches the default issuer"
     );
     assert!(!text.contains("machine kind"), "internal jargon");
