@@ -19,6 +19,7 @@ pub const ADMIN_TOKEN_PREFIX: &str = "nomos_at_";
 pub enum AdminCommand {
     /// Admin API tokens (Authorization: Bearer on /admin/v1)
     #[command(subcommand)]
+    #[command(after_help = super::examples::ADMIN_TOKEN)]
     Token(TokenCommand),
 }
 
@@ -26,6 +27,7 @@ pub enum AdminCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it once; only its hash is stored
+    #[command(after_help = super::examples::ADMIN_TOKEN_CREATE)]
     Create {
         /// What or who the token is for, shown in `list` and in the issuer's log [default: your user name and the time]
         #[arg(long)]
@@ -38,12 +40,14 @@ pub enum TokenCommand {
         json: bool,
     },
     /// List tokens (never the tokens themselves)
+    #[command(after_help = super::examples::ADMIN_TOKEN_LIST)]
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id; it stops working at once on every replica
+    #[command(after_help = super::examples::ADMIN_TOKEN_REVOKE)]
     Revoke {
         /// The token id (see `admin token list`)
         id: String,

@@ -28,6 +28,7 @@ pub struct AgentArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentCommand {
     /// Create an agent; prints a one-time client secret, or nothing secret with --public-key
+    #[command(after_help = super::examples::AGENT_CREATE)]
     Create {
         /// The org the agent belongs to
         org: OrgId,
@@ -41,6 +42,7 @@ pub enum AgentCommand {
         json: bool,
     },
     /// List the agents of an org
+    #[command(after_help = super::examples::AGENT_LIST)]
     List {
         /// The org
         org: OrgId,
@@ -49,6 +51,7 @@ pub enum AgentCommand {
         json: bool,
     },
     /// Show an agent
+    #[command(after_help = super::examples::AGENT_SHOW)]
     Show {
         /// The org
         org: OrgId,
@@ -60,6 +63,7 @@ pub enum AgentCommand {
     },
     /// Give one agent its own AWS session claims (replaces its setting), or
     /// --inherit its org's again
+    #[command(after_help = super::examples::AGENT_SET_CLAIMS)]
     SetClaims {
         /// The org
         org: OrgId,

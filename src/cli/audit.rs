@@ -20,6 +20,7 @@ use crate::ids::{AgentId, OrgId, client_id_arg};
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
     /// List issued tokens, newest first
+    #[command(after_help = super::examples::AUDIT_LIST)]
     List {
         /// Only this org's tokens
         #[arg(long)]
@@ -46,6 +47,7 @@ pub enum AuditCommand {
         json: bool,
     },
     /// Show one issued token by its jti
+    #[command(after_help = super::examples::AUDIT_SHOW)]
     Show {
         /// The token's `jti`
         jti: String,
@@ -55,6 +57,7 @@ pub enum AuditCommand {
     },
     /// List refused client authentications, newest first, with the reason
     /// the client was not told (wrong secret, revoked credential, ...)
+    #[command(after_help = super::examples::AUDIT_DECISIONS)]
     Decisions {
         /// Only refusals of this org's client ids
         #[arg(long)]
@@ -82,6 +85,7 @@ pub enum AuditCommand {
     },
     /// Delete records of tokens issued, and of refusals made, longer ago than
     /// the retention (--audit-retention, default 90d); serve does this hourly
+    #[command(after_help = super::examples::AUDIT_PURGE)]
     Purge {
         /// Delete records older than this instead, e.g. 30d
         #[arg(long, value_name = "DURATION", value_parser = duration_arg)]

@@ -41,6 +41,7 @@ pub enum PolicyFormat {
 #[derive(Debug, clap::Subcommand)]
 pub enum AwsCommand {
     /// Print what `aws iam create-open-id-connect-provider` needs for this issuer
+    #[command(after_help = super::examples::AWS_PROVIDER)]
     Provider {
         /// Take the client ids (audiences) from this org [default: sts.amazonaws.com]
         #[arg(long)]
@@ -60,6 +61,8 @@ pub enum AwsCommand {
         json: bool,
     },
     /// Print a role trust policy that admits one agent (or every agent) of an org
+    #[command(group(clap::ArgGroup::new("admitted").required(true).args(["agent", "any_agent"])))]
+    #[command(after_help = super::examples::AWS_TRUST_POLICY)]
     TrustPolicy {
         /// The AWS account id the OIDC provider is registered in (12 digits)
         #[arg(long)]
@@ -67,12 +70,8 @@ pub enum AwsCommand {
         /// The org
         #[arg(long)]
         org: String,
-        /// The one agent to admit
-        #[arg(
-            long,
-            conflicts_with = "any_agent",
-            required_unless_present = "any_agent"
-        )]
+        /// The one agent to admit (or --any-agent)
+        #[arg(long)]
         agent: Option<String>,
         /// Admit every agent of the org (StringLike org/<org>/agent/*)
         #[arg(long)]
@@ -102,6 +101,7 @@ pub enum AwsCommand {
     },
     /// Check a trust policy file against this issuer (--issuer, else the one its
     /// principal names); exits 1 on any error
+    #[command(after_help = super::examples::AWS_LINT)]
     Lint {
         /// The trust policy (JSON)
         file: PathBuf,
@@ -114,6 +114,7 @@ pub enum AwsCommand {
         json: bool,
     },
     /// Look at this issuer the way STS would and report what would fail
+    #[command(after_help = super::examples::AWS_CHECK)]
     Check(crate::aws::doctor::CheckArgs),
 }
 

@@ -49,6 +49,7 @@ impl Owner {
 #[derive(Debug, clap::Subcommand)]
 pub enum CredentialCommand {
     /// Add a client secret (printed once), or public keys with --public-key
+    #[command(after_help = super::examples::CREDENTIAL_ADD)]
     Add {
         /// Whose
         #[command(flatten)]
@@ -61,6 +62,7 @@ pub enum CredentialCommand {
         json: bool,
     },
     /// List credentials, revoked ones included (never a secret)
+    #[command(after_help = super::examples::CREDENTIAL_LIST)]
     List {
         /// Whose
         #[command(flatten)]
@@ -70,6 +72,7 @@ pub enum CredentialCommand {
         json: bool,
     },
     /// Revoke a credential: it stops working at once
+    #[command(after_help = super::examples::CREDENTIAL_REVOKE)]
     Revoke {
         /// Whose
         #[command(flatten)]

@@ -16,6 +16,7 @@ mod backend;
 mod completion;
 mod config_check;
 mod credential;
+mod examples;
 mod input;
 mod keys;
 mod migrate;
@@ -134,29 +135,32 @@ pub enum Command {
     #[command(after_help = migrate::EXAMPLES)]
     Migrate(migrate::MigrateArgs),
     /// Manage orgs (here, or on a running issuer with --addr)
+    #[command(after_help = examples::ORG)]
     Org(org::OrgArgs),
     /// Manage agents of an org (here, or on a running issuer with --addr)
+    #[command(after_help = examples::AGENT)]
     Agent(agent::AgentArgs),
     /// Add, list and revoke the credentials of an org or agent
+    #[command(after_help = examples::CREDENTIAL)]
     Credential(credential::CredentialArgs),
     /// Tokens: mint from the store, or fetch from a running issuer (workloads)
     ///
     /// `token mint` signs a token with the store's keys, for operators and
     /// tests; `token fetch` and `token watch` ask a running issuer for one with
     /// a client's credentials and keep a token file fresh for the AWS SDKs.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::TOKEN)]
     Token(token::TokenCommand),
     /// Inspect and rotate signing keys
     #[command(subcommand, after_help = keys::EXAMPLES)]
     Keys(keys::KeysCommand),
     /// Connect AWS: provider parameters, trust policies, lint, a live check
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::AWS)]
     Aws(aws::AwsCommand),
     /// Read and purge the audit log of issued tokens
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::AUDIT)]
     Audit(audit::AuditCommand),
     /// Admin API access: bearer tokens for /admin/v1
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::ADMIN)]
     Admin(admin::AdminCommand),
     /// Check the configuration and print the settings in effect
     #[command(subcommand, after_help = config_check::CHECK_EXAMPLES)]

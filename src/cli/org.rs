@@ -27,6 +27,7 @@ pub struct OrgArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum OrgCommand {
     /// Create an org and print its client credentials (the secret is shown once)
+    #[command(after_help = super::examples::ORG_CREATE)]
     Create {
         /// Org id: 1-63 characters of a-z, 0-9 and '-'
         org: OrgId,
@@ -41,12 +42,14 @@ pub enum OrgCommand {
         json: bool,
     },
     /// List the orgs
+    #[command(after_help = super::examples::ORG_LIST)]
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
     },
     /// Show an org and its token policy
+    #[command(after_help = super::examples::ORG_SHOW)]
     Show {
         /// The org
         org: OrgId,
@@ -56,6 +59,7 @@ pub enum OrgCommand {
     },
     /// Change an org's token policy; tokens follow it at once (on every replica
     /// within a second)
+    #[command(after_help = super::examples::ORG_UPDATE)]
     Update {
         /// The org
         org: OrgId,
@@ -71,6 +75,7 @@ pub enum OrgCommand {
     },
     /// Set the AWS session claims of an org's tokens (replaces the whole setting;
     /// no flags turns them off). Agents inherit it unless they have their own
+    #[command(after_help = super::examples::ORG_SET_CLAIMS)]
     SetClaims {
         /// The org
         org: OrgId,

@@ -29,6 +29,7 @@ const PERMANENT_FAILURES: u32 = 3;
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Mint a token for an org or one of its agents and print it
+    #[command(after_help = super::examples::TOKEN_MINT)]
     Mint {
         /// The org
         org: String,
@@ -37,8 +38,8 @@ pub enum TokenCommand {
         /// Audience, which must be in the org's list [default: sts.amazonaws.com]
         #[arg(long)]
         audience: Option<String>,
-        /// Lifetime in seconds, at most the org's maximum [default: the configured token_ttl]
-        #[arg(long, value_name = "SECONDS")]
+        /// Lifetime (300, 5m), at most the org's maximum [default: the configured token_ttl]
+        #[arg(long, value_name = "DURATION", value_parser = seconds_arg)]
         ttl: Option<u32>,
         /// Print JSON with the token, its expiry and jti
         #[arg(long)]
@@ -46,9 +47,11 @@ pub enum TokenCommand {
     },
     /// Workload helper: get a token from --issuer once and write it to a file for
     /// AWS_WEB_IDENTITY_TOKEN_FILE
+    #[command(after_help = super::examples::TOKEN_FETCH)]
     Fetch(HelperArgs),
     /// Workload helper: keep a token file fresh (refresh at 80% of the lifetime,
     /// back off with jitter on errors, exit cleanly on SIGTERM)
+    #[command(after_help = super::examples::TOKEN_WATCH)]
     Watch(HelperArgs),
 }
 
@@ -56,7 +59,7 @@ pub enum TokenCommand {
 #[derive(Debug, clap::Args)]
 pub struct HelperArgs {
     /// The client id: org/ORG or org/ORG/agent/AGENT
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ids::client_id_arg)]
     pub client_id: String,
     /// File holding the client secret
     #[arg(
@@ -403,4 +406,10 @@ async fn helper(settings: &Settings, args: HelperArgs, watch: bool) -> anyhow::R
             }
         }
     }
+}
+
+/// A duration flag in whole seconds: `300`, `5m`, `1h`.
+fn seconds_arg(text: &str) -> Result<u32, String> {
+    let d = crate::config::parse_duration(text)?;
+    u32::try_from(d.as_secs()).map_err(|_| format!("{text:?} is too long"))
 }

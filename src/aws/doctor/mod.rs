@@ -34,7 +34,7 @@ const AWS_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Client id to mint a test token with (org/ORG or org/ORG/agent/AGENT)
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ids::client_id_arg)]
     pub client_id: Option<String>,
     /// File holding the client secret
     #[arg(long, value_name = "FILE")]
@@ -42,7 +42,7 @@ pub struct CheckArgs {
     /// File holding a private JWK, for private_key_jwt
     #[arg(long, value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
-    /// The audience to ask for and expect [default: sts.amazonaws.com]
+    /// The audience to ask for and expect
     #[arg(long, default_value = "sts.amazonaws.com")]
     pub audience: String,
     /// A role trust policy to evaluate the token against (IAM condition semantics)
