@@ -33,7 +33,11 @@ pub(super) async fn run_key_request(app: &App, request: &KeyRequest) -> Result<(
         ));
     };
     if !transitions.is_empty() {
-        tracing::info!(?transitions, "signing keys changed through the admin API");
+        let transitions: Vec<String> = transitions.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            transitions = %transitions.join("; "),
+            "signing keys changed through the admin API"
+        );
         if let Err(e) = app.manager.reload().await {
             tracing::warn!(error = %e, "cannot reload signing keys after the change");
         }
